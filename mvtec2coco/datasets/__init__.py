@@ -1,0 +1,36 @@
+"""Dataset readers, one module per on-disk layout, and ``load_dataset`` that picks one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..records import Dataset
+from .detect import LAYOUTS, READERS, category_dirs, detect_layout
+
+__all__ = ["LAYOUTS", "load_dataset", "detect_layout"]
+
+
+def load_dataset(path: Path | str, layout: str | None = None, categories: list[str] | None = None) -> Dataset:
+    """List every sample below ``path`` (a dataset root or one category) without decoding pixels.
+
+    ``layout`` overrides detection; ``categories`` keeps only those category names and raises
+    ``DatasetError`` for a name that is not there.
+    """
+    path = Path(path).resolve()
+    if layout is None:
+        layout = detect_layout(path)
+    elif layout not in READERS:
+        raise DatasetError(f"unknown layout '{layout}'", path, f"use one of {', '.join(LAYOUTS)}")
+    root, dirs = category_dirs(path, layout)
+    if categories:
+        names = {d.name for d in dirs}
+        missing = sorted(set(categories) - names)
+        if missing:
+            raise DatasetError(f"no category named {', '.join(missing)}", path,
+                               f"available: {', '.join(sorted(names))}")
+        dirs = [d for d in dirs if d.name in set(categories)]
+    reader = READERS[layout]
+    samples = [s for d in dirs for s in reader.read_category(root, d)]
+    samples.sort(key=lambda s: s.id)
+    return Dataset(root=root, layout=layout, samples=tuple(samples))

@@ -1,0 +1,46 @@
+"""MVTec LOCO AD: ``<category>/{train/good, validation/good, test/{good,logical_anomalies,
+structural_anomalies}, ground_truth/<type>/<stem>/000.png, 001.png, ...}``.
+
+One image may have several mask files (one per annotated anomaly); values other than 0/255
+occur and any value > 0 is defect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import GOOD, Sample
+from .common import image_files, make_sample, orphan_masks, require_mask, require_samples, subdirs
+
+NAME = "loco"
+
+
+def is_category(folder: Path) -> bool:
+    test = folder / "test"
+    return (test / "logical_anomalies").is_dir() or (test / "structural_anomalies").is_dir()
+
+
+def read_category(root: Path, category_dir: Path) -> list[Sample]:
+    category = category_dir.name
+    gt_dir = category_dir / "ground_truth"
+    mask_sets = {
+        (type_dir.name, stem_dir.name): tuple(image_files(stem_dir))
+        for type_dir in subdirs(gt_dir)
+        for stem_dir in subdirs(type_dir)
+    }
+    samples: list[Sample] = []
+    used: set[Path] = set()
+    for split_dir in subdirs(category_dir):
+        if split_dir.name == "ground_truth":
+            continue
+        for label_dir in subdirs(split_dir):
+            label = label_dir.name
+            for image in image_files(label_dir):
+                masks = mask_sets.get((label, image.stem), ())
+                if label != GOOD and not masks:
+                    require_mask(image, None, gt_dir / label / image.stem / "000.png")
+                used.update(masks)
+                samples.append(make_sample(root, category, split_dir.name, label, image, masks))
+    orphan_masks({m for ms in mask_sets.values() for m in ms}, used)
+    require_samples(samples, category_dir)
+    return samples

@@ -1,0 +1,42 @@
+"""MVTec AD (and MPDD, which shares it):
+``<category>/{train/good, test/<type>, ground_truth/<type>/<stem>_mask.png}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import GOOD, Sample
+from .common import image_files, make_sample, orphan_masks, require_mask, require_samples, subdirs
+
+NAME = "mvtec"
+
+
+def is_category(folder: Path) -> bool:
+    return (folder / "train").is_dir() and (folder / "test").is_dir()
+
+
+def read_category(root: Path, category_dir: Path) -> list[Sample]:
+    """All samples of one category; every defect image must have ``<stem>_mask.<ext>``."""
+    category = category_dir.name
+    gt_dir = category_dir / "ground_truth"
+    all_masks = {m for d in subdirs(gt_dir) for m in image_files(d)}
+    by_key = {(m.parent.name, m.stem[: -len("_mask")]): m for m in all_masks if m.stem.endswith("_mask")}
+    samples: list[Sample] = []
+    used: set[Path] = set()
+    for split_dir in subdirs(category_dir):
+        if split_dir.name == "ground_truth":
+            continue
+        for label_dir in subdirs(split_dir):
+            label = label_dir.name
+            for image in image_files(label_dir):
+                found = by_key.get((label, image.stem))
+                masks: tuple[Path, ...] = ()
+                if label != GOOD:
+                    masks = (require_mask(image, found, gt_dir / label / f"{image.stem}_mask.png"),)
+                elif found is not None:
+                    masks = (found,)
+                used.update(masks)
+                samples.append(make_sample(root, category, split_dir.name, label, image, masks))
+    orphan_masks(all_masks, used)
+    require_samples(samples, category_dir)
+    return samples

@@ -1,0 +1,40 @@
+"""MVTec 3D-AD, RGB part: ``<category>/{train,validation,test}/<type>/{rgb,gt,xyz}/<stem>.*``.
+
+``rgb`` holds the images and ``gt`` the masks; ``xyz`` (point clouds) is ignored. Good images may
+come with an all-zero ``gt``; it is kept as the sample's mask.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import GOOD, Sample
+from .common import image_files, make_sample, orphan_masks, require_mask, require_samples, subdirs
+
+NAME = "mvtec3d"
+
+
+def is_category(folder: Path) -> bool:
+    return (folder / "train" / "good" / "rgb").is_dir()
+
+
+def read_category(root: Path, category_dir: Path) -> list[Sample]:
+    category = category_dir.name
+    samples: list[Sample] = []
+    used: set[Path] = set()
+    all_masks: set[Path] = set()
+    for split_dir in subdirs(category_dir):
+        for label_dir in subdirs(split_dir):
+            label = label_dir.name
+            gts = {m.stem: m for m in image_files(label_dir / "gt")}
+            all_masks |= set(gts.values())
+            for image in image_files(label_dir / "rgb"):
+                found = gts.get(image.stem)
+                if label != GOOD:
+                    found = require_mask(image, found, label_dir / "gt" / f"{image.stem}.png")
+                masks = (found,) if found is not None else ()
+                used.update(masks)
+                samples.append(make_sample(root, category, split_dir.name, label, image, masks))
+    orphan_masks(all_masks, used)
+    require_samples(samples, category_dir)
+    return samples

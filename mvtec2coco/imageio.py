@@ -1,0 +1,121 @@
+"""File-level image access: cheap header reads for every image, full decodes for masks only.
+
+Headers are parsed by hand for PNG (the common case, 33 bytes) and by Pillow's lazy open for
+anything else; neither decodes pixels. Truncation is caught from the file's last bytes (PNG's
+IEND chunk, JPEG's EOI marker) so that a half-copied dataset fails before conversion starts.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import BrokenFileError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"IEND\xaeB`\x82"
+PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels after decoding
+PNG_PALETTE = 3
+JPEG_EOI = b"\xff\xd9"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "I;16": 1, "I;16B": 1, "F": 1, "LA": 2, "RGB": 3,
+                "RGBA": 4, "CMYK": 4, "YCbCr": 3}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """Width, height and channel count as a decoder will deliver them."""
+
+    width: int
+    height: int
+    channels: int
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def read_header(path: Path) -> ImageHeader:
+    """Return the size of an image from its header, raising ``BrokenFileError`` if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(33)
+            if head.startswith(PNG_SIGNATURE):
+                return _png_header(path, fh, head)
+    except OSError as exc:
+        raise BrokenFileError(f"cannot read file: {exc.strerror}", path) from exc
+    return _pil_header(path)
+
+
+def _png_header(path: Path, fh, head: bytes) -> ImageHeader:
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise BrokenFileError("PNG header is cut short", path, "copy the file again")
+    width, height, _depth, colour = struct.unpack(">IIBB", head[16:26])
+    fh.seek(-12, 2)
+    if fh.read(12)[4:] != PNG_IEND:
+        raise BrokenFileError("PNG file is truncated (no IEND chunk)", path, "copy the file again")
+    if colour not in PNG_CHANNELS or width == 0 or height == 0:
+        raise BrokenFileError(f"PNG header is invalid (colour type {colour})", path)
+    return ImageHeader(width, height, PNG_CHANNELS[colour])
+
+
+def _pil_header(path: Path) -> ImageHeader:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            channels = PIL_CHANNELS.get(im.mode, len(im.getbands()))
+            fmt = im.format
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise BrokenFileError(f"not a readable image ({exc})", path) from exc
+    if fmt == "JPEG":
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64))
+            if JPEG_EOI not in fh.read():
+                raise BrokenFileError("JPEG file is truncated (no end marker)", path, "copy the file again")
+    return ImageHeader(width, height, channels)
+
+
+def read_mask_raw(path: Path) -> np.ndarray:
+    """Decode a mask file to its stored values (H x W or H x W x C), palette indices kept."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
+    if data[:8].tobytes() == PNG_SIGNATURE and len(data) > 25 and data[25] == PNG_PALETTE:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return np.asarray(im)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise BrokenFileError("mask cannot be decoded", path, "re-export it as PNG")
+    return array
+
+
+def binary_mask(raw: np.ndarray) -> np.ndarray:
+    """Any value > 0 in any colour channel is defect; alpha is ignored. Returns uint8 0/1."""
+    if raw.ndim == 3:
+        colour = raw[..., :3] if raw.shape[2] >= 3 else raw[..., :1]
+        return (colour.max(axis=2) > 0).astype(np.uint8)
+    return (raw > 0).astype(np.uint8)
+
+
+def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int) -> np.ndarray:
+    """Merge the sample's mask files into one 0/1 uint8 array of the image's size."""
+    merged = np.zeros((height, width), dtype=np.uint8)
+    for path in paths:
+        mask = binary_mask(read_mask_raw(path))
+        if mask.shape != merged.shape:
+            from .errors import SizeMismatchError
+
+            raise SizeMismatchError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path
+            )
+        np.maximum(merged, mask, out=merged)
+    return merged
