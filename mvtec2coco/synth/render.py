@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
+from ..seeding import stable_int
 from .presets import CategorySpec
 from .shapes import STYLES, defect_mask, paint_defect, product, texture
-
-
-def stable_int(text: str) -> int:
-    """A hash of ``text`` that does not change between runs (unlike ``hash``)."""
-    return zlib.crc32(text.encode())
 
 
 def _palette(seed: int, key: str) -> np.ndarray:

@@ -1,0 +1,40 @@
+"""Placing images in an output tree (hardlink, symlink or copy) under names mirroring the source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import OptionError
+
+IMAGE_MODES = ("link", "copy", "symlink")
+
+
+def place_image(src: Path, dst: Path, mode: str) -> None:
+    """Put ``src`` at ``dst``: ``link`` hardlinks (copying across filesystems), ``symlink``
+    points at the absolute source, ``copy`` copies the bytes."""
+    if mode == "link":
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            shutil.copyfile(src, dst)
+            return
+    if mode == "symlink":
+        os.symlink(src.resolve(), dst)
+        return
+    if mode == "copy":
+        shutil.copyfile(src, dst)
+        return
+    raise OptionError(f"unknown image mode '{mode}'", hint=f"use one of {', '.join(IMAGE_MODES)}")
+
+
+def image_relpath(subset: str, source_relpath: str) -> str:
+    """``images/<subset>/<path as in the dataset>``: mirroring keeps equal stems apart."""
+    return f"images/{subset}/{source_relpath}"
+
+
+def label_relpath(subset: str, source_relpath: str) -> str:
+    """The label file ultralytics looks for: ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
+    return str(Path(f"labels/{subset}/{source_relpath}").with_suffix(".txt").as_posix())

@@ -1,0 +1,147 @@
+"""Assign samples to train/val/test: the dataset's own split, seeded stratified ratios, or a file.
+
+The result is written as ``split.csv`` next to every output, so that the detector, the segmenter
+and the classifiers are trained and judged on the same images.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OptionError
+from .records import Sample
+from .seeding import stable_int
+
+SUBSETS = ("train", "val", "test")
+OFFICIAL = {"train": "train", "validation": "val", "val": "val", "test": "test", "test_public": "test"}
+MANIFEST_COLUMNS = ("sample_id", "source", "subset", "class")
+
+
+@dataclass
+class Split:
+    """Subset per sample id, plus warnings a user should read."""
+
+    subsets: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+    def of(self, subset: str) -> list[str]:
+        return sorted(i for i, s in self.subsets.items() if s == subset)
+
+
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """``"0.7,0.15,0.15"`` -> (0.7, 0.15, 0.15); they must be >= 0 and sum to 1."""
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] == 0:
+        raise OptionError(f"split '{text}' is not three fractions train,val,test summing to 1",
+                          hint="e.g. --split 0.7,0.15,0.15, or --split official")
+    return parts  # type: ignore[return-value]
+
+
+def make_split(samples: list[Sample], spec: str, seed: int = 0) -> Split:
+    """Dispatch on ``spec``: ``official``, a path to a split CSV, or ratios."""
+    if spec == "official":
+        return official_split(samples)
+    if spec.endswith(".csv") or Path(spec).is_file():
+        return split_from_file(samples, Path(spec))
+    return stratified_split(samples, parse_ratios(spec), seed)
+
+
+def stratified_split(samples: list[Sample], ratios: tuple[float, float, float], seed: int) -> Split:
+    """Split every (category, label) group by ``ratios``, shuffled with ``seed``.
+
+    Each subset with a non-zero ratio gets at least one image of every group when the group is
+    large enough; otherwise a warning names the group. Remaining images go by largest remainder.
+    """
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for s in samples:
+        groups[(s.category, s.label or "unlabeled")].append(s.id)
+    split = Split({})
+    wanted = [i for i, r in enumerate(ratios) if r > 0]
+    for key in sorted(groups):
+        ids = sorted(groups[key])
+        rng = np.random.default_rng([seed, stable_int("/".join(key))])
+        order = [ids[i] for i in rng.permutation(len(ids))]
+        counts = _allocate(len(ids), ratios)
+        if len(ids) < len(wanted):
+            missing = [SUBSETS[i] for i in wanted if counts[i] == 0]
+            split.warnings.append(f"class '{key[0]}/{key[1]}' has {len(ids)} image(s): none in {', '.join(missing)}")
+        start = 0
+        for subset, n in zip(SUBSETS, counts):
+            for sample_id in order[start : start + n]:
+                split.subsets[sample_id] = subset
+            start += n
+    return split
+
+
+def _allocate(n: int, ratios: tuple[float, float, float]) -> list[int]:
+    wanted = [i for i, r in enumerate(ratios) if r > 0]
+    counts = [0, 0, 0]
+    if n >= len(wanted):
+        for i in wanted:
+            counts[i] = 1
+    rest = n - sum(counts)
+    exact = [r * rest for r in ratios]
+    for i in range(3):
+        counts[i] += int(exact[i])
+    left = n - sum(counts)
+    by_remainder = sorted(range(3), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    for i in [j for j in by_remainder if ratios[j] > 0][:left]:
+        counts[i] += 1
+    return counts
+
+
+def official_split(samples: list[Sample]) -> Split:
+    """The dataset's own split; without a validation split, ``val`` reuses ``test``."""
+    split = Split({})
+    unknown = sorted({s.split for s in samples if s.split not in OFFICIAL})
+    if unknown:
+        raise OptionError(f"the dataset has no official split for: {', '.join(unknown)}",
+                          hint="use --split 0.7,0.15,0.15 or --split-file")
+    for s in samples:
+        split.subsets[s.id] = OFFICIAL[s.split]
+    if not any(v == "val" for v in split.subsets.values()):
+        split.warnings.append("the official split has no validation set: val reuses the test images")
+    defects_in_train = any(split.subsets[s.id] == "train" and not s.is_good for s in samples)
+    if not defects_in_train:
+        split.warnings.append(
+            "with the official split no defect image reaches training (MVTec AD trains on good images "
+            "only): a detector cannot learn from it; use --split 0.7,0.15,0.15 for supervised training"
+        )
+    return split
+
+
+def split_from_file(samples: list[Sample], path: Path) -> Split:
+    """Reuse the subsets of an earlier ``split.csv``; every sample must be listed."""
+    if not path.is_file():
+        raise OptionError("split file does not exist", path, "pass the split.csv of an earlier conversion")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"sample_id", "subset"} <= set(reader.fieldnames):
+            raise OptionError("split file lacks the columns sample_id and subset", path)
+        table = {row["sample_id"]: row["subset"] for row in reader}
+    bad = sorted({v for v in table.values() if v not in SUBSETS})
+    if bad:
+        raise OptionError(f"split file names unknown subsets {bad}", path, f"use {', '.join(SUBSETS)}")
+    missing = [s.id for s in samples if s.id not in table]
+    if missing:
+        raise OptionError(f"split file lacks {len(missing)} sample(s), e.g. {missing[0]}", path,
+                          "make a new split or convert the same dataset")
+    return Split({s.id: table[s.id] for s in samples})
+
+
+def write_manifest(path: Path, samples: list[Sample], split: Split) -> None:
+    """``split.csv``: sample id, source path relative to the dataset root, subset, class."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        for s in sorted(samples, key=lambda s: s.id):
+            if s.id in split.subsets:
+                writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label])
