@@ -175,6 +175,8 @@ def rle_from_crop(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -
     bounds[0], bounds[-1] = 0, height * width
     bounds[1:-1:2], bounds[2:-1:2] = starts, ends
     counts = np.diff(bounds).tolist()
+    if len(counts) > 1 and counts[-1] == 0:  # ends on foreground: no trailing background run
+        counts.pop()
     encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 

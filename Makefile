@@ -1,0 +1,61 @@
+# Two entry points for a fresh machine (Python 3.11 and pip only):
+#   make demo   installs the project and runs the main job on a generated bottle-like dataset
+#   make test   installs the project with its training and test extras and runs the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+CLI := $(VENV)/bin/mvtec2coco
+TORCH := torch==2.14.1 torchvision==0.29.1
+DEMO := demo
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
+
+.PHONY: demo test install lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# torch first, from the pinned local build, so that nothing pulls another one.
+$(VENV)/.torch: | $(PY)
+	$(PIP) install $(TORCH)
+	touch $@
+
+$(VENV)/.train: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e ".[train]"
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.torch
+	$(PIP) install -e ".[train,dev]"
+	touch $@ $(VENV)/.train
+
+install: $(VENV)/.train
+
+demo: $(VENV)/.train
+	$(CLI) synth $(DEMO)/bottle --preset bottle --overwrite
+	$(CLI) summary $(DEMO)/bottle --json $(DEMO)/summary.json --plot $(DEMO)/summary.png
+	$(CLI) convert $(DEMO)/bottle --format yolo --out $(DEMO)/yolo --overwrite
+	$(CLI) convert $(DEMO)/bottle --format coco --out $(DEMO)/coco --overwrite
+	$(CLI) convert $(DEMO)/bottle --format all --out $(DEMO)/all --overwrite
+	$(CLI) verify $(DEMO)/all
+	$(CLI) preview $(DEMO)/all --n 16 --out $(DEMO)/preview.png
+	@echo
+	@echo "Outputs:"
+	@echo "  dataset      $(DEMO)/bottle"
+	@echo "  summary      $(DEMO)/summary.json, $(DEMO)/summary.png"
+	@echo "  YOLO boxes   $(DEMO)/yolo/data.yaml"
+	@echo "  COCO         $(DEMO)/coco/annotations/"
+	@echo "  all formats  $(DEMO)/all/{yolo,yolo-seg,coco} (verify.json inside)"
+	@echo "  preview      $(DEMO)/preview.png"
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check mvtec2coco tests tools
+
+bench: $(VENV)/.train
+	$(PY) tools/bench_convert.py
+
+clean:
+	rm -rf $(DEMO) .yolo_config .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m mvtec2coco``."""
+
+from .cli import main
+
+main()

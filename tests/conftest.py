@@ -1,0 +1,49 @@
+"""Shared fixtures: generated datasets in every layout, offline ultralytics settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from mvtec2coco.synth import generate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_factory(tmp_path_factory):
+    """Generate (once per session) the tiny preset in a given layout; returns its folder."""
+    made: dict[str, Path] = {}
+
+    def make(layout: str = "mvtec") -> Path:
+        if layout not in made:
+            made[layout] = generate(tmp_path_factory.mktemp(f"tiny_{layout}") / "data", "tiny", layout, seed=0)
+        return made[layout]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_mvtec(tiny_factory) -> Path:
+    return tiny_factory("mvtec")
+
+
+@pytest.fixture(scope="session")
+def bottle(tmp_path_factory) -> Path:
+    """The bottle preset (292 images, 900x900), generated once per session."""
+    return generate(tmp_path_factory.mktemp("bottle") / "bottle", "bottle", "mvtec", seed=0)
+
+
+@pytest.fixture()
+def tiny_copy(tiny_mvtec, tmp_path) -> Path:
+    """A private copy of the tiny MVTec dataset that a test may damage."""
+    import shutil
+
+    dst = tmp_path / "data"
+    shutil.copytree(tiny_mvtec, dst)
+    return dst

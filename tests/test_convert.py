@@ -1,0 +1,283 @@
+"""End to end: synth -> convert (each format, each class mode) -> verify, plus safety and determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mvtec2coco.convert import ConvertOptions, convert, parse_formats
+from mvtec2coco.datasets import load_dataset
+from mvtec2coco.errors import BrokenFileError, OptionError, OutputExistsError
+from mvtec2coco.verify import verify
+
+from .helpers import run_cli, tree_digest
+
+
+@pytest.fixture(scope="module")
+def converted_all(tiny_mvtec, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("conv") / "all"
+    run_cli("convert", tiny_mvtec, "--format", "all", "--out", out, check=True)
+    return out
+
+
+def test_all_formats_written_and_verified(converted_all):
+    for fmt in ("yolo", "yolo-seg", "coco"):
+        assert (converted_all / fmt / "split.csv").is_file()
+        assert (converted_all / fmt / "report.json").is_file()
+    result = run_cli("verify", converted_all)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((converted_all / "verify.json").read_text())
+    assert report["passed"]
+    for fmt, f in report["formats"].items():
+        assert f["missing"] == f["extra"] == f["class_mismatch"] == 0, fmt
+        assert f["matched"] == f["instances_expected"] > 20
+        assert f["instance_iou_min"] >= (0.999 if fmt == "yolo" else 0.99)
+    assert report["formats"]["coco"]["instance_iou_mean"] == 1.0
+
+
+def test_yolo_labels_mirror_the_source_tree(converted_all):
+    root = converted_all / "yolo"
+    images = sorted(p.relative_to(root / "images") for p in (root / "images").rglob("*.png"))
+    assert len(images) == 34
+    stems = [p.name for p in images]
+    assert len(set(map(str, images))) == 34 and len(set(stems)) < 34  # equal stems stay apart by folder
+    for image in images:
+        assert (root / "labels" / image).with_suffix(".txt").is_file()
+    good = [p for p in images if "/good/" in p.as_posix()]
+    assert good and all((root / "labels" / p).with_suffix(".txt").read_text() == "" for p in good)
+
+
+def test_yolo_box_values_are_exact(tmp_path):
+    """A hand-made dataset with one known box per image."""
+    import cv2
+
+    root = tmp_path / "data" / "widget"
+    for split, label in (("train", "good"), ("test", "good"), ("test", "dent")):
+        (root / split / label).mkdir(parents=True)
+    (root / "ground_truth" / "dent").mkdir(parents=True)
+    for i in range(4):
+        cv2.imwrite(str(root / "train" / "good" / f"{i:03d}.png"), np.full((20, 30), 100, np.uint8))
+        cv2.imwrite(str(root / "test" / "good" / f"{i:03d}.png"), np.full((20, 30), 100, np.uint8))
+        cv2.imwrite(str(root / "test" / "dent" / f"{i:03d}.png"), np.full((20, 30), 100, np.uint8))
+        mask = np.zeros((20, 30), np.uint8)
+        mask[5 + i, 7] = 255  # a single pixel
+        mask[10:14, 20:29] = 255  # a 9 x 4 box
+        cv2.imwrite(str(root / "ground_truth" / "dent" / f"{i:03d}_mask.png"), mask)
+    out = tmp_path / "out"
+    convert(load_dataset(tmp_path / "data"), out, ConvertOptions(formats=("yolo", "coco"), workers=1))
+    label = next(p for p in (out / "yolo" / "labels").rglob("*.txt") if "dent/000" in p.as_posix())
+    rows = [line.split() for line in label.read_text().splitlines()]
+    assert rows[0] == ["0", f"{7.5 / 30:.6f}", f"{5.5 / 20:.6f}", f"{1 / 30:.6f}", f"{1 / 20:.6f}"]
+    assert rows[1] == ["0", f"{24.5 / 30:.6f}", f"{12 / 20:.6f}", f"{9 / 30:.6f}", f"{4 / 20:.6f}"]
+    subset = label.relative_to(out / "yolo" / "labels").parts[0]
+    coco = json.loads((out / "coco" / "annotations" / f"instances_{subset}.json").read_text())
+    image = next(i for i in coco["images"] if i["file_name"] == "widget/test/dent/000.png")
+    anns = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+    assert [a["bbox"] for a in anns] == [[7, 5, 1, 1], [20, 10, 9, 4]]
+    assert [a["area"] for a in anns] == [1, 36]
+    assert all(a["iscrowd"] == 0 for a in anns)
+    assert anns[0]["segmentation"] == [[7.0, 5.0, 7.0, 6.0, 8.0, 6.0, 8.0, 5.0]] or \
+        sorted(zip(anns[0]["segmentation"][0][::2], anns[0]["segmentation"][0][1::2])) == \
+        [(7.0, 5.0), (7.0, 6.0), (8.0, 5.0), (8.0, 6.0)]
+
+
+def test_coco_loads_and_cocoeval_gt_vs_gt_is_perfect(converted_all):
+    import contextlib
+    import io
+
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    path = converted_all / "coco" / "annotations" / "instances_test.json"
+    data = json.loads(path.read_text())
+    assert [c["id"] for c in data["categories"]] == list(range(1, len(data["categories"]) + 1))
+    assert {c["supercategory"] for c in data["categories"]} == {"bottle", "grid"}
+    assert any(isinstance(a["segmentation"], dict) for a in data["annotations"]), "holes are stored as RLE"
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(path))
+        for iou_type in ("bbox", "segm"):
+            dets = []
+            for ann in gt.dataset["annotations"]:
+                det = {"image_id": ann["image_id"], "category_id": ann["category_id"], "score": 1.0}
+                if iou_type == "bbox":
+                    det["bbox"] = ann["bbox"]
+                else:
+                    rle = gt.annToRLE(ann)
+                    det["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()
+                                           if isinstance(rle["counts"], bytes) else rle["counts"]}
+                dets.append(det)
+            evaluator = COCOeval(gt, gt.loadRes(dets), iou_type)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+            assert evaluator.stats[0] == pytest.approx(1.0), iou_type
+    for ann in data["annotations"]:
+        if isinstance(ann["segmentation"], dict):
+            assert mask_utils.area(ann["segmentation"]) == ann["area"]
+
+
+@pytest.mark.parametrize("mode,expected", [("single", ["defect"]),
+                                           ("category-type", ["bottle/broken_large", "bottle/broken_small",
+                                                              "bottle/contamination", "grid/bent", "grid/thread"])])
+def test_class_modes_verify(tiny_mvtec, tmp_path, mode, expected):
+    out = tmp_path / mode
+    report = convert(load_dataset(tiny_mvtec), out, ConvertOptions(formats=("yolo-seg", "coco"), classes=mode))
+    assert report["classes"] == expected
+    import yaml
+
+    names = yaml.safe_load((out / "yolo-seg" / "data.yaml").read_text())["names"]
+    assert list(names.values()) == expected
+    assert verify(out)["passed"]
+
+
+def test_converting_twice_gives_identical_bytes(tiny_mvtec, tmp_path):
+    options = ConvertOptions(formats=parse_formats("all"), images="copy")
+    convert(load_dataset(tiny_mvtec), tmp_path / "out", options)
+    first = tree_digest(tmp_path / "out")
+    convert(load_dataset(tiny_mvtec), tmp_path / "out", options, overwrite=True)
+    assert tree_digest(tmp_path / "out") == first
+    assert len(first) > 150
+
+
+def test_refuses_non_empty_output_unless_overwrite(tiny_mvtec, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExistsError):
+        convert(load_dataset(tiny_mvtec), out, ConvertOptions())
+    assert (out / "keep.txt").read_text() == "mine"
+    result = run_cli("convert", tiny_mvtec, "--out", out)
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    convert(load_dataset(tiny_mvtec), out, ConvertOptions(), overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "data.yaml").is_file()
+
+
+def test_a_bad_file_leaves_no_partial_output(tiny_copy, tmp_path):
+    dataset = load_dataset(tiny_copy)
+    mask = tiny_copy / "grid/ground_truth/thread/002_mask.png"
+    mask.write_bytes(mask.read_bytes()[:60] + b"\0" * 20 + mask.read_bytes()[-12:])  # corrupt but well-ended
+    out = tmp_path / "out"
+    with pytest.raises(BrokenFileError) as err:
+        convert(dataset, out, ConvertOptions(formats=parse_formats("all"), workers=2))
+    assert err.value.path.name == "002_mask.png"
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_min_area_counts_what_it_skips(tiny_mvtec, tmp_path):
+    report = convert(load_dataset(tiny_mvtec), tmp_path / "o", ConvertOptions(min_area=4))
+    skipped = report["skipped"]["instances_below_min_area"]
+    assert sum(skipped.values()) > 0
+    full = convert(load_dataset(tiny_mvtec), tmp_path / "p", ConvertOptions())
+    assert full["instances_total"] - report["instances_total"] == sum(skipped.values())
+    assert verify(tmp_path / "o")["passed"]  # verify knows the threshold
+
+
+def test_split_is_stratified_and_reusable(tiny_mvtec, tmp_path):
+    report = convert(load_dataset(tiny_mvtec), tmp_path / "a", ConvertOptions(seed=3))
+    for subset in ("train", "val", "test"):
+        assert set(report["images"][subset]) == {"good", "bent", "broken_large", "broken_small", "contamination",
+                                                 "thread"}
+    with open(tmp_path / "a" / "split.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 34 and {r["subset"] for r in rows} == {"train", "val", "test"}
+    assert rows[0].keys() == {"sample_id", "source", "subset", "class"}
+    result = run_cli("convert", tiny_mvtec, "--out", tmp_path / "b", "--split-file", tmp_path / "a" / "split.csv",
+                     "--format", "coco")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "b" / "split.csv").read_text() == (tmp_path / "a" / "split.csv").read_text()
+    other = convert(load_dataset(tiny_mvtec), tmp_path / "c", ConvertOptions(seed=4))
+    assert (tmp_path / "c" / "split.csv").read_text() != (tmp_path / "a" / "split.csv").read_text()
+    assert other["images"]["train"] == report["images"]["train"]
+
+
+def test_official_split_warns(tiny_mvtec, tmp_path):
+    result = run_cli("convert", tiny_mvtec, "--out", tmp_path / "o", "--split", "official")
+    assert result.returncode == 0, result.stderr
+    assert "no defect image reaches training" in result.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert set(report["images"]["train"]) == {"good"}
+
+
+def test_bad_options_exit_2(tiny_mvtec, tmp_path):
+    for args in (["--split", "0.5,0.5"], ["--classes", "colour"], ["--format", "voc"], ["--images", "teleport"]):
+        result = run_cli("convert", tiny_mvtec, "--out", tmp_path / "x", *args)
+        assert result.returncode == 2, args
+        assert result.stderr.strip().count("\n") == 0 and "error:" in result.stderr
+        assert "Traceback" not in result.stderr
+    with pytest.raises(OptionError):
+        convert(load_dataset(tiny_mvtec), tmp_path / "y", ConvertOptions(formats=("voc",)))
+
+
+@pytest.mark.parametrize("mode", ["link", "copy", "symlink"])
+def test_image_modes(tiny_mvtec, tmp_path, mode):
+    out = tmp_path / mode
+    convert(load_dataset(tiny_mvtec), out, ConvertOptions(images=mode))
+    image = next((out / "images").rglob("*.png"))
+    source = tiny_mvtec / Path(*image.relative_to(out / "images").parts[1:])
+    assert image.read_bytes() == source.read_bytes()
+    if mode == "symlink":
+        assert image.is_symlink()
+    elif mode == "link":
+        assert os.stat(image).st_ino == os.stat(source).st_ino
+    else:
+        assert os.stat(image).st_ino != os.stat(source).st_ino and not image.is_symlink()
+
+
+def test_good_exclude_and_unlabeled_are_counted(tiny_factory, tmp_path):
+    report = convert(load_dataset(tiny_factory("mvtec2")), tmp_path / "o", ConvertOptions(good="exclude"))
+    assert report["skipped"]["images_unlabeled"] == 4
+    assert report["skipped"]["images_good_excluded"] == 19
+    assert all("good" not in v for v in report["images"].values())
+
+
+@pytest.mark.parametrize("layout", ["loco", "mvtec3d", "visa", "folder"])
+def test_other_layouts_convert_and_verify(tiny_factory, tmp_path, layout):
+    out = tmp_path / layout
+    convert(load_dataset(tiny_factory(layout)), out, ConvertOptions(formats=("yolo-seg", "coco")))
+    assert verify(out)["passed"]
+
+
+def test_coco_polygon_mode_reports_lost_hole_pixels(tiny_mvtec, tmp_path):
+    report = convert(load_dataset(tiny_mvtec), tmp_path / "o", ConvertOptions(formats=("coco",), coco_masks="polygon"))
+    assert report["instances_with_holes"] > 0
+    assert report["coco"]["hole_pixels_lost_as_polygons"] > 0 and report["coco"]["rle_instances"] == 0
+    result = verify(tmp_path / "o", min_iou=0.5)
+    assert result["formats"]["coco"]["instance_iou_min"] < 1.0
+    rle = convert(load_dataset(tiny_mvtec), tmp_path / "r", ConvertOptions(formats=("coco",), coco_masks="rle"))
+    assert rle["coco"]["rle_instances"] == rle["instances_total"]
+
+
+def test_simplify_reports_its_iou_cost(tiny_mvtec, tmp_path):
+    report = convert(load_dataset(tiny_mvtec), tmp_path / "o", ConvertOptions(formats=("coco",), simplify=1.0))
+    assert 0.5 < report["simplify"]["polygon_iou_mean"] < 1.0
+
+
+def test_verify_catches_a_broken_output(converted_all, tmp_path):
+    import shutil
+
+    out = tmp_path / "broken"
+    shutil.copytree(converted_all, out, symlinks=True)
+    label = next(p for p in (out / "yolo-seg" / "labels").rglob("*.txt") if p.read_text())
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(lines[1:]) + "\n")  # drop one instance
+    orphan = out / "yolo" / "labels" / "train" / "stray.txt"
+    orphan.write_text("0 0.5 0.5 0.1 0.1\n")
+    coco = out / "coco" / "annotations" / "instances_train.json"
+    data = json.loads(coco.read_text())
+    data["annotations"][0]["bbox"] = [0, 0, 1, 1]
+    data["annotations"][0]["segmentation"] = [[0, 0, 1, 0, 1, 1, 0, 1]]
+    coco.write_text(json.dumps(data))
+    result = run_cli("verify", out)
+    assert result.returncode == 1
+    report = json.loads((out / "verify.json").read_text())
+    assert report["formats"]["yolo-seg"]["missing"] == 1
+    assert any("stray" in p for p in report["formats"]["yolo"]["unpaired"])
+    assert report["formats"]["coco"]["missing"] == 1 and report["formats"]["coco"]["extra"] == 1
+    assert not report["passed"]
