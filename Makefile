@@ -8,6 +8,7 @@ CLI := $(VENV)/bin/mvtec2coco
 TORCH := torch==2.14.1 torchvision==0.29.1
 DEMO := demo
 export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
 .PHONY: demo test install lint bench clean

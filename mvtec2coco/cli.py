@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,10 +24,10 @@ out_console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
 
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Dataset layout; detected when omitted: "
+LayoutOpt = Annotated[str | None, typer.Option("--layout", help="Dataset layout; detected when omitted: "
                                                   "mvtec, mvtec2, loco, mvtec3d, visa, folder.")]
-CategoryOpt = Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Only this category (repeatable).")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", min=1, help="Processes (default: all cores).")]
+CategoryOpt = Annotated[list[str] | None, typer.Option("--category", "-c", help="Only this category (repeatable).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes (default: all cores).")]
 
 
 def _version(value: bool) -> None:
@@ -70,8 +70,8 @@ def summary(
     root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
     category: CategoryOpt = None,
     layout: LayoutOpt = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the facts as JSON.")] = None,
-    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Also draw images per split and class (PNG).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the facts as JSON.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Also draw images per split and class (PNG).")] = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Per category: defect classes, image counts per split, image sizes, mask coverage.
@@ -114,7 +114,7 @@ def convert(
     fmt: Annotated[str, typer.Option("--format", "-f", help="yolo (boxes), yolo-seg (polygons), coco, or all.")] = "yolo",
     split: Annotated[str, typer.Option(help="Ratios train,val,test (stratified by category and class), or official.")]
     = "0.7,0.15,0.15",
-    split_file: Annotated[Optional[Path], typer.Option(help="Reuse the split.csv of an earlier conversion.")] = None,
+    split_file: Annotated[Path | None, typer.Option(help="Reuse the split.csv of an earlier conversion.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     classes: Annotated[str, typer.Option(help="type (one class per defect type), single (one class 'defect'), "
                                          "category-type ('bottle/broken_large').")] = "type",
@@ -133,7 +133,8 @@ def convert(
 
     Example: mvtec2coco convert demo/bottle --format all --out demo/out
     """
-    from .convert import ConvertOptions, convert as run_convert, parse_formats
+    from .convert import ConvertOptions, parse_formats
+    from .convert import convert as run_convert
     from .datasets import load_dataset
 
     dataset = load_dataset(root, layout, category)
@@ -171,7 +172,7 @@ def _print_report(report: dict) -> None:
 @app.command()
 def verify(
     out: Annotated[Path, typer.Argument(help="Output folder of `convert`.")],
-    dataset: Annotated[Optional[Path], typer.Option(help="Source dataset, if it moved since conversion.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Source dataset, if it moved since conversion.")] = None,
     min_iou: Annotated[float, typer.Option(help="Lowest acceptable IoU of an instance with its source region.")]
     = 0.95,
     workers: WorkersOpt = None,
@@ -194,8 +195,9 @@ def verify(
                       str(f["instance_iou_min"]), str(len(f["unpaired"])), "PASS" if f["passed"] else "FAIL")
     out_console.print(table)
     for fmt, f in result["formats"].items():
-        for problem in f["problems"][:10] + f["unpaired"][:10] + ([f["dataset_yaml"]] if f.get("dataset_yaml", "ok") != "ok" else []):
-            err_console.print(f"{fmt}: {problem}")
+        yaml_problem = [f["dataset_yaml"]] if f.get("dataset_yaml", "ok") != "ok" else []
+        for problem in f["problems"][:10] + f["unpaired"][:10] + yaml_problem:
+            err_console.print(f"{fmt}: {problem}", markup=False)
     out_console.print(f"details: {Path(out) / 'verify.json'}")
     if not result["passed"]:
         raise typer.Exit(1)
@@ -206,7 +208,7 @@ def validate(
     root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
     category: CategoryOpt = None,
     layout: LayoutOpt = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the findings as JSON.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON.")] = None,
     tiny: Annotated[int, typer.Option(help="Report regions of at most this many pixels.")] = 3,
     workers: WorkersOpt = None,
 ) -> None:
@@ -236,9 +238,9 @@ def validate(
 def preview(
     out: Annotated[Path, typer.Argument(help="Output folder of `convert` (YOLO or COCO, or --format all).")],
     n: Annotated[int, typer.Option("--n", help="How many images (defect images first).")] = 16,
-    image_path: Annotated[Optional[Path], typer.Option("--out", help="PNG to write (default OUT/preview.png).")]
+    image_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (default OUT/preview.png).")]
     = None,
-    subset: Annotated[Optional[str], typer.Option(help="Only this subset (train, val, test).")] = None,
+    subset: Annotated[str | None, typer.Option(help="Only this subset (train, val, test).")] = None,
 ) -> None:
     """Draw a grid of images with boxes, translucent filled polygons and class names.
 

@@ -71,8 +71,9 @@ def _pil_header(path: Path) -> ImageHeader:
             width, height = im.size
             channels = PIL_CHANNELS.get(im.mode, len(im.getbands()))
             fmt = im.format
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BrokenFileError(f"not a readable image ({exc})", path) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ImportError) as exc:
+        # ImportError: once imported, ultralytics patches Image.open to retry unknown files with pi_heif
+        raise BrokenFileError(f"not a readable image ({type(exc).__name__})", path) from exc
     if fmt == "JPEG":
         with open(path, "rb") as fh:
             fh.seek(max(0, path.stat().st_size - 64))

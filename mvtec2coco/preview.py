@@ -96,7 +96,7 @@ def _tile(image_path: Path, anns: list) -> np.ndarray:
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     overlay = image.copy()
-    for k, (name, _, mask) in enumerate(anns):
+    for k, (_, _, mask) in enumerate(anns):
         if mask is not None:
             overlay[mask > 0] = COLOURS[k % len(COLOURS)]
     image = cv2.addWeighted(overlay, 0.45, image, 0.55, 0)
@@ -111,5 +111,6 @@ def _tile(image_path: Path, anns: list) -> np.ndarray:
         p1 = (int((x + bw) * scale), int((y + bh) * scale))
         cv2.rectangle(tile, p0, p1, colour, 1)
         cv2.putText(tile, name, (p0[0], max(10, p0[1] - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
-    cv2.putText(tile, f"{image_path.parent.name}/{image_path.name}", (4, TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    caption = f"{image_path.parent.name}/{image_path.name}"
+    cv2.putText(tile, caption, (4, TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile

@@ -13,6 +13,7 @@ def quiet_offline_ultralytics(config_dir: Path | None = None) -> None:
     ``~/.cache/mvtec2coco/ultralytics`` so that ultralytics never writes into the user's home config.
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install missing packages at run time
     os.environ.setdefault("YOLO_VERBOSE", "False")
     folder = config_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mvtec2coco" / "ultralytics"
     if "YOLO_CONFIG_DIR" not in os.environ:

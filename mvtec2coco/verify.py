@@ -46,18 +46,27 @@ class ImageCheck:
 
 
 def find_outputs(out: Path) -> dict[str, Path]:
-    """Format -> folder for a single-format output or an ``--format all`` output."""
+    """Format -> folder, for one format's folder or for an ``--format all`` output."""
     out = Path(out)
     if not out.is_dir():
         raise VerificationError("output folder does not exist", out, "pass the --out folder of a conversion")
-    report = _read_report(out) if (out / "report.json").is_file() else None
-    if report and len(report["options"]["formats"]) == 1 and ((out / "data.yaml").is_file() or (out / "annotations").is_dir()):
-        return {report["options"]["formats"][0]: out}
+    if (out / "report.json").is_file() and (out / "annotations").is_dir():
+        return {"coco": out}
+    if (out / "report.json").is_file() and (out / "data.yaml").is_file():
+        return {_yolo_kind(out): out}
     found = {fmt: out / fmt for fmt in FORMATS if (out / fmt / "report.json").is_file()}
     if not found:
         raise VerificationError("no YOLO or COCO output found (no report.json)", out,
                                 "pass a folder written by `mvtec2coco convert`")
     return found
+
+
+def _yolo_kind(folder: Path) -> str:
+    """``yolo`` or ``yolo-seg``: from the folder name of an ``all`` output, else the report."""
+    if folder.name in ("yolo", "yolo-seg"):
+        return folder.name
+    formats = _read_report(folder)["options"]["formats"]
+    return next(f for f in formats if f != "coco")
 
 
 def _read_report(folder: Path) -> dict:

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from mvtec2coco.synth import generate  # noqa: E402

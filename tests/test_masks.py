@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
 
 from mvtec2coco.imageio import load_mask

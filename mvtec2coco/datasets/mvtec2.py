@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import GOOD, Sample
-from .common import image_files, image_files_recursive, make_sample, orphan_masks, require_mask, require_samples, subdirs
+from .common import (
+    image_files,
+    image_files_recursive,
+    make_sample,
+    orphan_masks,
+    require_mask,
+    require_samples,
+    subdirs,
+)
 
 NAME = "mvtec2"
 

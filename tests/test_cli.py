@@ -1,0 +1,56 @@
+"""CLI behaviour: help, version, exit codes, one-line errors naming the file."""
+
+from __future__ import annotations
+
+from .helpers import run_cli
+
+
+def test_help_lists_every_command():
+    result = run_cli("--help", check=True)
+    for command in ("synth", "summary", "convert", "verify", "validate", "preview"):
+        assert command in result.stdout
+    for command in ("synth", "summary", "convert", "verify", "validate", "preview"):
+        assert "Example: mvtec2coco" in run_cli(command, "--help", check=True).stdout
+
+
+def test_version():
+    assert run_cli("--version", check=True).stdout.startswith("mvtec2coco 0.")
+
+
+def test_bad_path_is_one_line_exit_2(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = run_cli("summary", missing)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(missing) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("--debug", "summary", tmp_path / "nowhere")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_unknown_option_exit_2(tiny_mvtec):
+    assert run_cli("summary", tiny_mvtec, "--bogus").returncode == 2
+
+
+def test_broken_dataset_names_the_file(tiny_copy):
+    mask = tiny_copy / "bottle/ground_truth/broken_large/000_mask.png"
+    mask.unlink()
+    result = run_cli("convert", tiny_copy, "--out", tiny_copy.parent / "out")
+    assert result.returncode == 2
+    assert "broken_large/000.png" in result.stderr and "no mask" in result.stderr
+    assert not (tiny_copy.parent / "out").exists()
+
+
+def test_verify_of_a_non_output_exit_2(tiny_mvtec):
+    result = run_cli("verify", tiny_mvtec)
+    assert result.returncode == 2 and "report.json" in result.stderr
+
+
+def test_synth_then_summary(tmp_path):
+    out = tmp_path / "ds"
+    run_cli("synth", out, "--layout", "loco", check=True)
+    result = run_cli("summary", out, "--category", "grid", check=True)
+    assert "Dataset Summary for 'grid':" in result.stdout and "bottle" not in result.stdout.split("\n")[0]
+    assert run_cli("synth", out).returncode == 2  # refuses to overwrite

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Measure `convert --format all --images link` against the floor no converter can avoid.
+
+The floor, with the same number of worker processes: decode every mask PNG, read every image
+header, and create as many files and hardlinks as the conversion writes (empty label files,
+links). Both are timed in this one run on `synth --preset mvtec-full` (5,354 images, 1,258 masks),
+alternating, after an untimed warm-up; the best of --repeat runs is reported with the ratio.
+
+Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full]
+Old outputs are moved aside and deleted only after all timing (see ../shared/BENCHMARKING.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mvtec2coco.convert import ConvertOptions, convert, parse_formats
+from mvtec2coco.datasets import load_dataset
+from mvtec2coco.imageio import read_header
+from mvtec2coco.parallel import default_workers, pmap
+from mvtec2coco.synth import generate
+
+
+def _floor_one(args: tuple[str, tuple[str, ...], str, int]) -> int:
+    image, masks, out, index = args
+    read_header(Path(image))
+    for mask in masks:
+        cv2.imdecode(np.fromfile(mask, np.uint8), cv2.IMREAD_UNCHANGED)
+    base = Path(out)
+    for fmt in ("yolo", "yolo-seg", "coco"):
+        os.link(image, base / fmt / f"{index}.png")
+    for fmt in ("yolo", "yolo-seg"):
+        (base / fmt / f"{index}.txt").touch()
+    return 1
+
+
+def floor(dataset, out: Path, workers: int) -> float:
+    start = time.perf_counter()
+    for fmt in ("yolo", "yolo-seg", "coco"):
+        (out / fmt).mkdir(parents=True)
+    jobs = [(str(s.image), tuple(map(str, s.masks)), str(out), i) for i, s in enumerate(dataset.samples)]
+    sum(pmap(_floor_one, jobs, workers))
+    return time.perf_counter() - start
+
+
+def ours(root: Path, out: Path, workers: int) -> float:
+    start = time.perf_counter()
+    dataset = load_dataset(root)  # listing and header reads are part of the job
+    convert(dataset, out, ConvertOptions(formats=parse_formats("all"), images="link", workers=workers))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("bench_out/mvtec-full"))
+    parser.add_argument("--preset", default="mvtec-full")
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not (args.data / ".complete").is_file():
+        print(f"generating {args.preset} into {args.data} (once) ...", flush=True)
+        t = time.perf_counter()
+        generate(args.data, args.preset, "mvtec", seed=0, overwrite=True)
+        (args.data / ".complete").write_text("ok\n")
+        print(f"  generated in {time.perf_counter() - t:.1f} s")
+    work = args.data.parent / "bench_runs"
+    trash = args.data.parent / "bench_trash"
+    for old in (work, trash):
+        if old.exists():
+            old.rename(args.data.parent / f"{old.name}.old-{time.time_ns()}")
+    work.mkdir(parents=True)
+    dataset = load_dataset(args.data)
+    n_masks = sum(len(s.masks) for s in dataset.samples)
+    print(f"{len(dataset.samples)} images, {n_masks} masks, {args.workers} worker(s)")
+    floor(dataset, work / "warm_floor", args.workers)  # warm the page cache, untimed
+    ours(args.data, work / "warm_ours", args.workers)
+    floors, oursl = [], []
+    for k in range(args.repeat):
+        floors.append(floor(dataset, work / f"floor{k}", args.workers))
+        oursl.append(ours(args.data, work / f"ours{k}", args.workers))
+        print(f"  run {k + 1}: floor {floors[-1]:.2f} s, convert {oursl[-1]:.2f} s", flush=True)
+    best_floor, best_ours = min(floors), min(oursl)
+    print(f"floor (decode masks + read headers + create files/links): best {best_floor:.2f} s")
+    print(f"convert --format all --images link:                       best {best_ours:.2f} s")
+    print(f"ratio convert / floor: {best_ours / best_floor:.2f} (goal <= 1.5)")
+    for old in args.data.parent.glob("bench_*.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
