@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out_console = Console(highlight=False)
+# piped output (logs, CI) gets a wide table instead of rich's 80-column default
+out_console = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=160)
 err_console = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
 
@@ -250,6 +252,102 @@ def preview(
 
     path = render_preview(out, n, image_path, subset)
     out_console.print(f"preview written to {path}")
+
+
+classify_app = typer.Typer(help="Baseline classifiers (torchvision) with class-imbalance remedies.",
+                           no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set optim.lr=1e-4 "
+                                                     "(repeatable).")]
+
+
+@classify_app.command("train")
+def classify_train(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/classifier/).")],
+    overrides: SetOpt = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default OUT/NAME from the config).")]
+    = None,
+) -> None:
+    """Train a classifier as configured; writes checkpoints, metrics.jsonl, confusion matrices, summary.json.
+
+    Runs under `torchrun --nproc_per_node N` with DistributedDataParallel.
+    Example: mvtec2coco classify train configs/classifier/01_resnet18_baseline.yaml --set data.root=demo/bottle
+    """
+    from .train.classifier import train
+    from .train.config import load_config
+
+    run = train(load_config(config, overrides or []), run_dir)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
+        _print_runs([run])
+
+
+@classify_app.command("eval")
+def classify_eval(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of `classify train`.")],
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Evaluate a run's best checkpoint on its validation and test images (writes eval.json).
+
+    Example: mvtec2coco classify eval runs/classifier/01_resnet18_baseline
+    """
+    from .train.classifier import evaluate
+
+    result = evaluate(run_dir, device)
+    for name, m in result.items():
+        auroc = m["auroc_good_vs_defect"]
+        out_console.print(f"{name}: accuracy {m['accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f}, "
+                          f"macro F1 {m['macro_f1']:.4f}, AUROC good vs defect "
+                          f"{'-' if auroc is None else f'{auroc:.4f}'}")
+
+
+@classify_app.command("compare")
+def classify_compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Write the table as Markdown.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Validation curves PNG.")] = None,
+) -> None:
+    """Table of runs (model, batch, lr, epochs, optimizer, method, metrics), best row marked, and curves.
+
+    Example: mvtec2coco classify compare runs/classifier/* --markdown compare.md --plot curves.png
+    """
+    _print_runs(run_dirs, markdown_path, plot_path)
+
+
+@classify_app.command("sweep")
+def classify_sweep(
+    configs: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")],
+    overrides: SetOpt = None,
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Write the table as Markdown.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Validation curves PNG.")] = None,
+) -> None:
+    """Train several configs one after the other, then compare them.
+
+    Example: mvtec2coco classify sweep configs/classifier/*.yaml --set train.epochs=5 --markdown sweep.md
+    """
+    from .train.classifier import train
+    from .train.config import load_config
+
+    runs = [train(load_config(c, overrides or [])) for c in configs]
+    _print_runs(runs, markdown_path, plot_path)
+
+
+def _print_runs(run_dirs: list[Path], markdown_path: Path | None = None, plot_path: Path | None = None) -> None:
+    from .train.compare import COLUMNS, load_run, markdown, plot_curves, rows
+
+    runs = [load_run(r) for r in run_dirs]
+    table_rows, best = rows(runs)
+    table = Table(title="classifier runs (best: highest validation balanced accuracy)")
+    for col in COLUMNS:
+        table.add_column(col)
+    for i, row in enumerate(table_rows):
+        table.add_row(*row, style="bold green" if i == best else None)
+    out_console.print(table)
+    if markdown_path:
+        markdown_path.write_text(markdown(runs))
+        out_console.print(f"markdown written to {markdown_path}")
+    if plot_path:
+        plot_curves(runs, plot_path)
+        out_console.print(f"curves written to {plot_path}")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ skipped image or instance is counted, by reason and class, in ``report.json``.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,12 +109,25 @@ def process_sample(task: Task) -> SampleResult:
         box_lines.append(yolo.box_line(task.class_id, inst.bbox, s.width, s.height))
         if "yolo-seg" in task.roots:
             seg_lines.append(yolo.polygon_line(task.class_id, inst.yolo_polygon(), s.width, s.height))
+    image_rel, label_rel = image_relpath(task.subset, s.relpath), label_relpath(task.subset, s.relpath)
     for fmt, root in task.roots.items():
-        place_image(s.image, Path(root) / image_relpath(task.subset, s.relpath), opts.images)
+        place_image(s.image, _in_folder(root, image_rel), opts.images)
         if fmt in ("yolo", "yolo-seg"):
-            lines = box_lines if fmt == "yolo" else seg_lines
-            yolo.write_labels(Path(root) / label_relpath(task.subset, s.relpath), lines)
+            yolo.write_labels(_in_folder(root, label_rel), box_lines if fmt == "yolo" else seg_lines)
     return result
+
+
+_MADE: set[str] = set()  # folders this process has created (or seen) in the staging tree
+
+
+def _in_folder(root: str, rel: str) -> str:
+    """``root/rel``, creating its folder on first use; folders are made by the workers, in parallel."""
+    path = os.path.join(root, rel)
+    folder = os.path.dirname(path)
+    if folder not in _MADE:
+        os.makedirs(folder, exist_ok=True)
+        _MADE.add(folder)
+    return path
 
 
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,
@@ -160,19 +174,11 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
 def _tasks(samples: list[Sample], split: Split, names: list[str], roots: dict[str, Path],
            options: ConvertOptions) -> list[Task]:
     index = {n: i for i, n in enumerate(names)}
-    folders = set()
+    folders = {fmt: str(root) for fmt, root in roots.items()}
     tasks = []
     for s in sorted(samples, key=lambda s: s.id):
-        subset = split.subsets[s.id]
-        for fmt, root in roots.items():
-            folders.add((root / image_relpath(subset, s.relpath)).parent)
-            if fmt != "coco":
-                folders.add((root / label_relpath(subset, s.relpath)).parent)
         name = class_name(s, options.classes)
-        tasks.append(Task(s, subset, index[name] if name is not None else None,
-                          {fmt: str(root) for fmt, root in roots.items()}, options))
-    for folder in sorted(folders):
-        folder.mkdir(parents=True, exist_ok=True)
+        tasks.append(Task(s, split.subsets[s.id], index[name] if name is not None else None, folders, options))
     return tasks
 
 

@@ -85,15 +85,18 @@ def _pil_header(path: Path) -> ImageHeader:
 def read_mask_raw(path: Path) -> np.ndarray:
     """Decode a mask file to its stored values (H x W or H x W x C), palette indices kept."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as fh:
+            head = fh.read(26)
     except OSError as exc:
         raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
-    if data[:8].tobytes() == PNG_SIGNATURE and len(data) > 25 and data[25] == PNG_PALETTE:
+    if head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] == PNG_PALETTE:
         from PIL import Image
 
         with Image.open(path) as im:
             return np.asarray(im)
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:  # e.g. a path OpenCV cannot open: decode from bytes instead
+        array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise BrokenFileError("mask cannot be decoded", path, "re-export it as PNG")
     return array
@@ -101,6 +104,8 @@ def read_mask_raw(path: Path) -> np.ndarray:
 
 def binary_mask(raw: np.ndarray) -> np.ndarray:
     """Any value > 0 in any colour channel is defect; alpha is ignored. Returns uint8 0/1."""
+    if raw.ndim == 2 and raw.dtype == np.uint8:
+        return cv2.threshold(raw, 0, 1, cv2.THRESH_BINARY)[1]  # several times faster than numpy here
     if raw.ndim == 3:
         colour = raw[..., :3] if raw.shape[2] >= 3 else raw[..., :1]
         return (colour.max(axis=2) > 0).astype(np.uint8)
@@ -109,14 +114,14 @@ def binary_mask(raw: np.ndarray) -> np.ndarray:
 
 def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int) -> np.ndarray:
     """Merge the sample's mask files into one 0/1 uint8 array of the image's size."""
-    merged = np.zeros((height, width), dtype=np.uint8)
+    from .errors import SizeMismatchError
+
+    merged: np.ndarray | None = None
     for path in paths:
         mask = binary_mask(read_mask_raw(path))
-        if mask.shape != merged.shape:
-            from .errors import SizeMismatchError
-
+        if mask.shape != (height, width):
             raise SizeMismatchError(
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path
             )
-        np.maximum(merged, mask, out=merged)
-    return merged
+        merged = mask if merged is None else cv2.max(merged, mask)
+    return merged if merged is not None else np.zeros((height, width), dtype=np.uint8)

@@ -61,7 +61,13 @@ class Instance:
 
 
 def to_binary(mask: np.ndarray) -> np.ndarray:
-    """Any value > 0 (in any channel) is defect; returns a C-contiguous uint8 0/1 array."""
+    """A C-contiguous uint8 array whose non-zero pixels are the defect pixels (any channel > 0).
+
+    A 2-D uint8 mask is used as it is: OpenCV's contour tracing treats every non-zero value as
+    foreground, and each region's crop is made 0/1 later, which is far cheaper than a full frame.
+    """
+    if mask.ndim == 2 and mask.dtype == np.uint8:
+        return np.ascontiguousarray(mask)
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     return np.ascontiguousarray(mask > 0, dtype=np.uint8)
@@ -105,7 +111,7 @@ def _isolate(binary, contour, x, y, w, h, firsts, index) -> np.ndarray:
     """The region's own pixels inside its box (other regions' pixels removed)."""
     crop = binary[y : y + h, x : x + w]
     inside = cv2.drawContours(np.zeros((h, w), np.uint8), [contour], -1, 1, thickness=-1, offset=(-x, -y))
-    region = crop & inside
+    region = ((crop != 0) & (inside != 0)).view(np.uint8)
     others = np.delete(firsts, index, axis=0)
     intruders = (others[:, 0] >= x) & (others[:, 0] < x + w) & (others[:, 1] >= y) & (others[:, 1] < y + h)
     if intruders.any():  # another region sits in a hole of this one: keep only our component

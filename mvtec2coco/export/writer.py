@@ -11,7 +11,7 @@ from ..errors import OptionError
 IMAGE_MODES = ("link", "copy", "symlink")
 
 
-def place_image(src: Path, dst: Path, mode: str) -> None:
+def place_image(src: Path | str, dst: Path | str, mode: str) -> None:
     """Put ``src`` at ``dst``: ``link`` hardlinks (copying across filesystems), ``symlink``
     points at the absolute source, ``copy`` copies the bytes."""
     if mode == "link":
@@ -22,7 +22,7 @@ def place_image(src: Path, dst: Path, mode: str) -> None:
             shutil.copyfile(src, dst)
             return
     if mode == "symlink":
-        os.symlink(src.resolve(), dst)
+        os.symlink(os.path.abspath(src), dst)
         return
     if mode == "copy":
         shutil.copyfile(src, dst)
@@ -37,4 +37,4 @@ def image_relpath(subset: str, source_relpath: str) -> str:
 
 def label_relpath(subset: str, source_relpath: str) -> str:
     """The label file ultralytics looks for: ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
-    return str(Path(f"labels/{subset}/{source_relpath}").with_suffix(".txt").as_posix())
+    return f"labels/{subset}/{os.path.splitext(source_relpath)[0]}.txt"

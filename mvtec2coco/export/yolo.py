@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,18 @@ def box_line(class_id: int, bbox: tuple[int, int, int, int], width: int, height:
 
 def polygon_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> str:
     """``cls x1 y1 x2 y2 ...``: the polygon's vertices normalised to the image."""
-    norm = np.clip(polygon / np.array([width, height], dtype=np.float64), 0.0, 1.0)
-    return f"{class_id} " + " ".join(_fmt(v) for v in norm.reshape(-1))
+    norm = np.clip(polygon / np.array([width, height], dtype=np.float64), 0.0, 1.0).reshape(-1)
+    return f"{class_id} " + " ".join(["%.6f"] * norm.size) % tuple(norm.tolist())
 
 
-def write_labels(path: Path, lines: list[str]) -> None:
+def write_labels(path: Path | str, lines: list[str]) -> None:
     """One label file; an empty file marks a background (good) image."""
-    path.write_text("".join(line + "\n" for line in lines))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        if lines:
+            os.write(fd, "".join(line + "\n" for line in lines).encode())
+    finally:
+        os.close(fd)
 
 
 def write_data_yaml(root: Path, final_root: Path, names: list[str], subsets: dict[str, str]) -> Path:

@@ -1,0 +1,1 @@
+"""Training on converted data: torchvision classifiers (with class-imbalance remedies)."""

@@ -1,0 +1,263 @@
+"""Train and evaluate a torchvision classifier on a dataset split: a plain loop, every knob in the config.
+
+Run folder: ``config.yaml``, ``metrics.jsonl`` (one line per epoch: losses, validation metrics,
+seconds spent loading data vs computing), ``best.pt`` and ``last.pt`` (model state and config),
+``summary.json`` (best epoch, validation and test metrics), ``confusion_val.png``,
+``confusion_test.png``. Under ``torchrun --nproc_per_node N`` training uses
+DistributedDataParallel with a per-epoch reshuffled shard of the (possibly class-balanced)
+sample order; evaluation is sharded and gathered; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from ..errors import OptionError
+from ..parallel import default_workers
+from . import distributed
+from .config import ExperimentConfig
+from .data import ClassifierDataset, ImageCache, build_augment, make_splits
+from .longtail import BCLLoss, build_loss, class_balanced_sampler, class_counts
+from .metrics import classification_metrics, plot_confusion
+from .models import build_model, parameter_groups
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError(f"device '{name}' asked for but CUDA is not available", hint="use device: cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _order(labels: list[int], num_classes: int, sampler: str, seed: int, epoch: int, d) -> list[int]:
+    """This rank's sample indices for ``epoch``: shuffled (or class-balanced), then sharded."""
+    if sampler == "class_balanced":
+        indices = list(class_balanced_sampler(labels, num_classes, seed + epoch))
+    elif sampler == "none":
+        g = torch.Generator().manual_seed(seed + epoch)
+        indices = torch.randperm(len(labels), generator=g).tolist()
+    else:
+        raise OptionError(f"unknown sampler '{sampler}'", hint="use none or class_balanced")
+    per_rank = math.ceil(len(indices) / d.world)
+    indices = (indices * 2)[: per_rank * d.world]  # pad so that every rank takes the same number of steps
+    return indices[d.rank :: d.world]
+
+
+def _optimizer(cfg, groups):
+    o = cfg.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    if o.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+    raise OptionError(f"unknown optimizer '{o.optimizer}'", hint="use sgd, adam or adamw")
+
+
+def _lr_factor(cfg, epoch: int) -> float:
+    o, total = cfg.optim, max(1, cfg.train.epochs)
+    if o.warmup_epochs and epoch < o.warmup_epochs:
+        return (epoch + 1) / (o.warmup_epochs + 1)
+    if o.scheduler == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch / total))
+    if o.scheduler == "step":
+        return o.gamma ** (epoch // max(1, o.step_size))
+    if o.scheduler == "none":
+        return 1.0
+    raise OptionError(f"unknown scheduler '{o.scheduler}'", hint="use none, cosine or step")
+
+
+@torch.no_grad()
+def predict(model, dataset: ClassifierDataset, batch_size: int, device: torch.device, d) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and labels over ``dataset``, sharded over ranks and gathered."""
+    model.eval()
+    indices = list(range(len(dataset)))[d.rank :: d.world]
+    probs, labels = [], []
+    for start in range(0, len(indices), batch_size):
+        batch = [dataset[i] for i in indices[start : start + batch_size]]
+        x = torch.stack([b[0] for b in batch]).to(device)
+        probs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+        labels += [b[1] for b in batch]
+    mine = (indices, np.concatenate(probs) if probs else np.zeros((0, 0)), labels)
+    order, all_probs, all_labels = [], [], []
+    for idx, p, lab in distributed.gather(mine, d):
+        if len(idx):
+            order += idx
+            all_probs.append(p)
+            all_labels += lab
+    sort = np.argsort(order)
+    return np.concatenate(all_probs)[sort], np.asarray(all_labels)[sort]
+
+
+def train(cfg: ExperimentConfig, run_dir: Path | None = None, progress: bool = True) -> Path:
+    """Train as configured; returns the run folder."""
+    device = pick_device(cfg.train.device)
+    d = distributed.setup(device)
+    if device.type == "cuda" and d.enabled:
+        device = torch.device("cuda", d.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        return _train(cfg, run_dir or Path(cfg.out) / cfg.name, device, d, progress)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: ExperimentConfig, run_dir: Path, device: torch.device, d, progress: bool) -> Path:
+    seed_everything(cfg.train.seed)
+    torch.set_num_threads(max(1, default_workers() // d.world))
+    splits = make_splits(cfg.data)
+    if not splits.subsets["train"] or not splits.subsets["val"]:
+        raise OptionError("the split leaves no training or no validation images", cfg.data.root,
+                          "use ratios such as 0.7,0.15,0.15 (the official MVTec AD split has no defect in train)")
+    n_classes = len(splits.classes)
+    cache = ImageCache(cfg.data.image_size, cfg.data.cache_dir)
+    bcl = cfg.imbalance.loss == "bcl"
+    train_set = ClassifierDataset(splits.subsets["train"], cache, build_augment(cfg.augment), views=2 if bcl else 1)
+    val_set = ClassifierDataset(splits.subsets["val"], cache)
+    test_set = ClassifierDataset(splits.subsets["test"], cache)
+    counts = class_counts(train_set.labels, n_classes)
+    model = build_model(cfg.model, n_classes).to(device)
+    loss_fn = build_loss(cfg.imbalance.loss, counts, cfg.imbalance, model.feature_dim).to(device)
+    groups = parameter_groups(model, cfg.optim.lr, cfg.optim.head_lr)
+    if bcl:
+        groups.append({"params": list(loss_fn.parameters()), "lr": cfg.optim.head_lr or cfg.optim.lr, "name": "bcl"})
+    optimizer = _optimizer(cfg, groups)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    net = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
+    use_amp = cfg.train.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    if d.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        (run_dir / "metrics.jsonl").write_text("")
+    metric = cfg.train.early_stopping_metric
+    best, best_epoch, stale = -math.inf, -1, 0
+    bar = _progress(progress and d.main, cfg.train.epochs)
+    for epoch in range(cfg.train.epochs):
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr * _lr_factor(cfg, epoch)
+        net.train()
+        order = _order(train_set.labels, n_classes, cfg.imbalance.sampler, cfg.train.seed, epoch, d)
+        loader = DataLoader(torch.utils.data.Subset(train_set, order), batch_size=cfg.train.batch_size,
+                            shuffle=False, num_workers=cfg.train.num_workers, drop_last=False)
+        losses, t_data, t_compute, mark = [], 0.0, 0.0, time.perf_counter()
+        for images, target in loader:
+            images, target = images.to(device), target.to(device)
+            now = time.perf_counter()
+            t_data += now - mark
+            with torch.autocast(device.type, enabled=use_amp):
+                if bcl:
+                    loss, _ = loss_fn(net.module if d.enabled else net, images, target)
+                    if d.enabled:  # keep DDP's gradient hooks in the graph
+                        loss = loss + 0.0 * net(images[:1, 0]).sum()
+                else:
+                    loss = loss_fn(net(images), target)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if bcl and d.enabled:  # the projection head lives outside DDP: average its gradients by hand
+                distributed.average_gradients(loss_fn.parameters(), d)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            mark = time.perf_counter()
+            t_compute += mark - now
+        probs, labels = predict(model, val_set, cfg.train.batch_size, device, d)
+        val = classification_metrics(labels, probs, splits.classes)
+        record = {"epoch": epoch + 1, "train_loss": distributed.mean(float(np.mean(losses)), d),
+                  "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()
+                                                            if k not in ("per_class", "confusion")},
+                  "time_data_s": round(t_data, 4), "time_compute_s": round(t_compute, 4),
+                  "data_fraction": round(t_data / max(1e-9, t_data + t_compute), 4),
+                  "cache_hits": cache.hits, "cache_misses": cache.misses}
+        score = val[metric] if val.get(metric) is not None else -math.inf
+        improved = score > best
+        if improved:
+            best, best_epoch, stale = score, epoch + 1, 0
+        else:
+            stale += 1
+        if d.main:
+            with open(run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            state = {"model": model.state_dict(), "config": cfg.to_dict(), "classes": splits.classes, "epoch": epoch + 1}
+            torch.save(state, run_dir / "last.pt")
+            if improved:
+                torch.save(state, run_dir / "best.pt")
+        if bar:
+            bar[0].update(bar[1], advance=1, description=f"epoch {epoch + 1} loss {record['train_loss']:.3f} "
+                                                         f"val {metric} {score:.3f}")
+        if cfg.train.patience and stale >= cfg.train.patience:
+            break
+    if bar:
+        bar[0].stop()
+    distributed.barrier(d)
+    best_state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best_state["model"])
+    result = {"best_epoch": best_epoch, "early_stopping_metric": metric, "classes": splits.classes}
+    for name, dataset in (("val", val_set), ("test", test_set)):
+        if len(dataset):
+            probs, labels = predict(model, dataset, cfg.train.batch_size, device, d)
+            result[name] = classification_metrics(labels, probs, splits.classes)
+    if d.main:
+        for name in ("val", "test"):
+            if name in result:
+                plot_confusion(result[name]["confusion"], splits.classes, run_dir / f"confusion_{name}.png",
+                               f"{cfg.name}: {name} (best epoch {best_epoch})")
+        (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+    return run_dir
+
+
+def evaluate(run_dir: Path, device: str = "auto") -> dict:
+    """Re-evaluate ``best.pt`` of a run on its validation and test images (same split)."""
+    from .config import _build
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.pt").is_file():
+        raise OptionError("no best.pt in the run folder", run_dir, "pass a folder written by `classify train`")
+    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    cfg = _build(ExperimentConfig, state["config"], "")
+    torch_device = pick_device(device)
+    splits = make_splits(cfg.data)
+    model = build_model(cfg.model.__class__(**{**cfg.model.__dict__, "weights": "none"}), len(splits.classes))
+    model.load_state_dict(state["model"])
+    model.to(torch_device)
+    cache = ImageCache(cfg.data.image_size, cfg.data.cache_dir)
+    out = {}
+    for name in ("val", "test"):
+        dataset = ClassifierDataset(splits.subsets[name], cache)
+        if len(dataset):
+            probs, labels = predict(model, dataset, cfg.train.batch_size, torch_device, distributed.Dist())
+            out[name] = classification_metrics(labels, probs, splits.classes)
+            plot_confusion(out[name]["confusion"], splits.classes, run_dir / f"confusion_{name}.png", f"{cfg.name}: {name}")
+    (run_dir / "eval.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=False)
+    progress.start()
+    return progress, progress.add_task("training", total=total)
+
+
+__all__ = ["BCLLoss", "evaluate", "predict", "train"]
