@@ -350,6 +350,100 @@ def _print_runs(run_dirs: list[Path], markdown_path: Path | None = None, plot_pa
         out_console.print(f"curves written to {plot_path}")
 
 
+anomaly_app = typer.Typer(help="Unsupervised baseline (PatchCore) trained on good images only, and draft annotations.",
+                          no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly")
+
+
+@anomaly_app.command("fit")
+def anomaly_fit(
+    root: Annotated[Path, typer.Argument(help="Dataset root or category folder.")],
+    category: Annotated[str, typer.Option("--category", "-c", help="Category to fit (its train/good images).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    backbone: Annotated[str, typer.Option(help="resnet18, resnet34, resnet50 or wide_resnet50_2.")] = "wide_resnet50_2",
+    weights: Annotated[str, typer.Option(help="imagenet (from $TORCH_HOME, never downloaded), none, or a .pth path.")]
+    = "imagenet",
+    image_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = 224,
+    coreset_ratio: Annotated[float, typer.Option(help="Fraction of patch features kept in the memory bank.")] = 0.1,
+    dim: Annotated[int, typer.Option(help="Feature dimension after pooling.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Images per feature-extraction batch.")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    layout: LayoutOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the coreset selection.")] = 0,
+) -> None:
+    """Fit PatchCore (memory bank of locally aware patch features, greedy coreset) on good images.
+
+    Example: mvtec2coco anomaly fit demo/bottle --category bottle --out runs/patchcore_bottle
+    """
+    from .anomaly.patchcore import PatchCoreConfig
+    from .anomaly.run import fit
+
+    config = PatchCoreConfig(backbone=backbone, weights=weights, image_size=image_size, dim=dim,
+                             coreset_ratio=coreset_ratio, seed=seed)
+    info = fit(root, category, out, config, layout, batch_size, device, progress=True)
+    out_console.print(f"fitted on {info['train_images']} images: {info['patches']} patches -> memory bank of "
+                      f"{info['bank']} ({info['fit_seconds']} s, peak memory {info['peak_rss_mb']} MB); run: {out}")
+
+
+@anomaly_app.command("eval")
+def anomaly_eval(
+    run: Annotated[Path, typer.Argument(help="Run folder of `anomaly fit`.")],
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Image AUROC, pixel AUROC and PRO (to FPR 0.3) per defect type; thresholds; heat-map overlays.
+
+    Example: mvtec2coco anomaly eval runs/patchcore_bottle
+    """
+    from .anomaly.run import evaluate
+
+    result = evaluate(run, batch_size, device, progress=True)
+    table = Table(title=f"PatchCore on {result['category']} (test images)")
+    for col in ("defect type", "images", "image AUROC", "pixel AUROC", "PRO (FPR<=0.3)"):
+        table.add_column(col, justify="left" if col == "defect type" else "right")
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    for name, m in [*result["per_type"].items(), ("overall", result["overall"])]:
+        table.add_row(name, str(m["images"]), fmt(m["image_auroc"]), fmt(m["pixel_auroc"]), fmt(m["pro"]))
+    out_console.print(table)
+    t = result["thresholds"]
+    out_console.print(f"thresholds: image {t['image']:.4f}, pixel {t['pixel']:.4f} ({t['chosen_by']})")
+    out_console.print(f"details: {run / 'eval.json'}, heat maps: {run / 'heatmaps.png'}")
+
+
+@anomaly_app.command("annotate")
+def anomaly_annotate(
+    run: Annotated[Path, typer.Argument(help="Run folder of `anomaly fit` (and `eval`, for its threshold).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="coco, yolo or yolo-seg.")] = "coco",
+    threshold: Annotated[float | None, typer.Option(help="Pixel threshold (default: the one `eval` chose).")] = None,
+    min_area: Annotated[int, typer.Option(help="Drop draft regions smaller than this many pixels.")] = 16,
+    opening: Annotated[int, typer.Option(help="Morphological opening kernel size (1 = none).")] = 3,
+    refine_with_sam: Annotated[Path | None, typer.Option(help="SAM checkpoint: each region's box prompts SAM.")]
+    = None,
+    sam_model_type: Annotated[str, typer.Option(help="vit_b, vit_l, vit_h or tiny.")] = "vit_b",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Draft defect annotations for unlabeled images, in the same formats as `convert`, marked as drafts.
+
+    Example: mvtec2coco anomaly annotate runs/patchcore_bottle new_images/ --out drafts --format coco
+    """
+    from .anomaly.run import annotate
+
+    report = annotate(run, images, out, fmt, threshold, min_area, opening, device=device,
+                      refine_with_sam=refine_with_sam, sam_model_type=sam_model_type, overwrite=overwrite)
+    counts = report["images"]["train"]
+    out_console.print(f"{sum(counts.values())} images: {counts.get('anomaly', 0)} with draft regions "
+                      f"({report['instances_total']} instances), {counts.get('good', 0)} without; "
+                      f"pixel threshold {report['pixel_threshold']:.4f}")
+    out_console.print(f"drafts (check them before training on them): {out}/{fmt}; verify with "
+                      f"`mvtec2coco verify {out}/{fmt}`")
+
+
 def main() -> None:
     """Console entry point: a user mistake prints one line and exits with code 2.
 

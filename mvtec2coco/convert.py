@@ -183,10 +183,11 @@ def _tasks(samples: list[Sample], split: Split, names: list[str], roots: dict[st
 
 
 def _subset_paths(split: Split) -> dict[str, str]:
+    """data.yaml entries; ultralytics requires ``val``, so an empty val reuses test, else train."""
     present = [s for s in SUBSETS if split.of(s)]
     paths = {s: f"images/{s}" for s in present}
-    if "val" not in paths and "test" in paths:
-        paths["val"] = paths["test"]
+    if "val" not in paths:
+        paths["val"] = paths.get("test", paths.get("train", "images/train"))
     return {k: paths[k] for k in SUBSETS if k in paths}
 
 

@@ -1,0 +1,1 @@
+"""Learning from good images only: PatchCore, its metrics, and draft annotations from anomaly maps."""

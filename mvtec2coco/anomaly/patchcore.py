@@ -1,0 +1,171 @@
+"""PatchCore (Roth et al., CVPR 2022): a memory bank of locally aggregated patch features of good
+images; a patch's anomaly score is its distance to the nearest patch in the bank.
+
+Features come from layers 2 and 3 of a torchvision ResNet (local weights, the classifier's rules:
+``imagenet``, a path, or ``none``), are averaged over each 3x3 neighbourhood, brought to layer 2's
+resolution, reduced to ``dim`` channels by adaptive average pooling, and concatenated. The bank is
+subsampled by greedy k-centre coreset selection, with distances measured after a random
+projection to ``projection_dim`` dimensions for speed. Nearest-neighbour search runs in chunks
+(``torch.cdist``) so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import OptionError
+from ..train.weights import load_state_dict
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
+
+
+@dataclass(frozen=True)
+class PatchCoreConfig:
+    backbone: str = "wide_resnet50_2"
+    weights: str = "imagenet"  # imagenet | none | path
+    image_size: int = 224
+    dim: int = 1024  # channels per layer after pooling, and of the concatenated feature
+    coreset_ratio: float = 0.1
+    projection_dim: int = 128
+    neighbourhood: int = 3
+    blur_sigma: float = 4.0
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FeatureExtractor(nn.Module):
+    """Layer-2 and layer-3 features of a ResNet, aggregated per patch neighbourhood."""
+
+    def __init__(self, config: PatchCoreConfig):
+        super().__init__()
+        from torchvision import models
+
+        if config.backbone not in BACKBONES:
+            raise OptionError(f"unknown backbone '{config.backbone}'", hint=f"use one of {', '.join(BACKBONES)}")
+        net = getattr(models, config.backbone)(weights=None)
+        state = load_state_dict(config.weights, config.backbone)
+        if state is not None:
+            net.load_state_dict(state, strict=False)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+        self.layer2, self.layer3 = net.layer2, net.layer3
+        self.config = config
+        self.eval()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, dim, h, w) patch features at layer 2's resolution."""
+        f2 = self.layer2(self.stem(x))
+        f3 = self.layer3(f2)
+        k = self.config.neighbourhood
+        f2 = F.avg_pool2d(f2, k, stride=1, padding=k // 2)
+        f3 = F.avg_pool2d(f3, k, stride=1, padding=k // 2)
+        f3 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
+        b, _, h, w = f2.shape
+        parts = []
+        for f in (f2, f3):  # per layer: channels -> dim by adaptive average pooling
+            flat = f.permute(0, 2, 3, 1).reshape(-1, 1, f.shape[1])
+            parts.append(F.adaptive_avg_pool1d(flat, self.config.dim).squeeze(1))
+        both = torch.stack(parts, dim=1)  # (B*h*w, 2, dim)
+        fused = F.adaptive_avg_pool1d(both.reshape(len(both), 1, -1), self.config.dim).squeeze(1)
+        return fused.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+def greedy_coreset(features: torch.Tensor, count: int, projection_dim: int = 128, seed: int = 0) -> torch.Tensor:
+    """Indices of ``count`` points chosen by greedy k-centre selection (each new point is the one
+    farthest from those already chosen), distances measured after a random projection."""
+    n = len(features)
+    count = max(1, min(count, n))
+    generator = torch.Generator().manual_seed(seed)
+    if projection_dim and projection_dim < features.shape[1]:
+        projection = torch.randn(features.shape[1], projection_dim, generator=generator) / projection_dim**0.5
+        points = features @ projection.to(features.device, features.dtype)
+    else:
+        points = features
+    selected = torch.empty(count, dtype=torch.long)
+    current = int(torch.randint(n, (1,), generator=generator))
+    nearest = torch.full((n,), float("inf"), device=points.device, dtype=points.dtype)
+    for i in range(count):
+        selected[i] = current
+        nearest = torch.minimum(nearest, ((points - points[current]) ** 2).sum(dim=1))
+        current = int(torch.argmax(nearest))
+    return selected
+
+
+def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance of each query to its nearest bank row, in chunks of both."""
+    out = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+    for start in range(0, len(queries), chunk):
+        q = queries[start : start + chunk]
+        best = torch.full((len(q),), float("inf"), dtype=q.dtype, device=q.device)
+        for b0 in range(0, len(bank), chunk * 4):
+            best = torch.minimum(best, torch.cdist(q, bank[b0 : b0 + chunk * 4]).min(dim=1).values)
+        out[start : start + chunk] = best
+    return out
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (B, 1, H, W) maps with a Gaussian of ``sigma`` px (as the PatchCore paper does)."""
+    if sigma <= 0:
+        return maps
+    radius = int(4 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    maps = F.pad(maps, (radius, radius, radius, radius), mode="reflect")
+    maps = F.conv2d(maps, kernel.view(1, 1, 1, -1))
+    return F.conv2d(maps, kernel.view(1, 1, -1, 1))
+
+
+class PatchCore:
+    """Fit on good images, then score images: anomaly maps at the input size and image scores."""
+
+    def __init__(self, config: PatchCoreConfig, device: torch.device | str = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.extractor = FeatureExtractor(config).to(self.device)
+        self.bank: torch.Tensor | None = None
+
+    def fit(self, batches) -> dict:
+        """``batches``: iterable of (B, 3, S, S) normalised tensors of good images."""
+        feats = []
+        for x in batches:
+            f = self.extractor(x.to(self.device))
+            feats.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).cpu())
+        all_feats = torch.cat(feats)
+        count = max(1, int(round(len(all_feats) * self.config.coreset_ratio)))
+        keep = greedy_coreset(all_feats.to(self.device), count, self.config.projection_dim, self.config.seed)
+        self.bank = all_feats[keep.cpu()].to(self.device)
+        return {"patches": len(all_feats), "bank": len(self.bank)}
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, S, S) -> (anomaly maps (B, S, S), image scores (B,)): max of the blurred map."""
+        if self.bank is None:
+            raise OptionError("PatchCore is not fitted")
+        f = self.extractor(x.to(self.device))
+        b, d, h, w = f.shape
+        dist = nearest_distance(f.permute(0, 2, 3, 1).reshape(-1, d), self.bank).reshape(b, 1, h, w)
+        maps = F.interpolate(dist, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        maps = gaussian_blur(maps, self.config.blur_sigma)[:, 0]
+        return maps.cpu().numpy(), maps.flatten(1).max(dim=1).values.cpu().numpy()
+
+    def state(self) -> dict:
+        """Everything scoring needs, the backbone's weights included (no weight file needed later)."""
+        return {"config": self.config.to_dict(), "bank": self.bank.cpu() if self.bank is not None else None,
+                "extractor": {k: v.cpu() for k, v in self.extractor.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: dict, device: str = "cpu") -> PatchCore:
+        config = PatchCoreConfig(**state["config"])
+        model = cls(PatchCoreConfig(**{**state["config"], "weights": "none"}), device)
+        model.config = config
+        model.extractor.load_state_dict(state["extractor"])
+        model.bank = state["bank"].to(model.device)
+        return model

@@ -1,0 +1,300 @@
+"""``anomaly fit | eval | annotate``: PatchCore runs on a dataset category, and draft annotations.
+
+A run folder holds ``patchcore.pt`` (config, memory bank and the backbone weights used, so that
+scoring needs no weight file), ``run.json`` (data, timings, memory), and after ``eval``
+``eval.json``, ``thresholds.json`` and ``heatmaps.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..datasets import load_dataset
+from ..errors import OptionError
+from ..imageio import is_image_file, load_mask
+from ..records import GOOD, Sample
+from ..train.data import MEAN, STD, ImageCache
+from .metrics import auroc, best_f1_threshold, pro_auc
+from .patchcore import PatchCore, PatchCoreConfig
+
+TEST_SPLITS = ("test", "test_public")
+
+
+def _tensor(cache: ImageCache, paths: list[Path]) -> torch.Tensor:
+    images = [torch.from_numpy(cache.get(p)).permute(2, 0, 1) for p in paths]
+    return (torch.stack(images).float() / 255.0 - MEAN) / STD
+
+
+def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: str | None):
+    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+    if progress:
+        from ..parallel import _with_progress
+
+        yield from _with_progress((_tensor(cache, c) for c in chunks), len(chunks), progress)
+    else:
+        yield from (_tensor(cache, c) for c in chunks)
+
+
+def _category_samples(root: Path, category: str, layout: str | None) -> list[Sample]:
+    dataset = load_dataset(root, layout, [category])
+    return list(dataset.samples)
+
+
+def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: str | None = None,
+        batch_size: int = 8, device: str = "auto", progress: bool = False) -> dict:
+    """Fit PatchCore on the category's training good images and save the run."""
+    torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                ("cpu" if device == "auto" else device))
+    samples = _category_samples(root, category, layout)
+    train = [s for s in samples if s.split == "train" and s.label == GOOD]
+    if not train:
+        raise OptionError(f"no training good images in category '{category}'", root,
+                          "PatchCore fits on <category>/train/good")
+    model = PatchCore(config, torch_device)
+    cache = ImageCache(config.image_size)
+    start = time.perf_counter()
+    stats = model.fit(_batches(cache, [s.image for s in train], batch_size, "Extracting features" if progress else None))
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state(), out / "patchcore.pt")
+    info = {"root": str(Path(root).resolve()), "layout": layout, "category": category, "config": config.to_dict(),
+            "train_images": len(train), **stats, "fit_seconds": round(seconds, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "device": str(torch_device)}
+    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def load_run(run: Path, device: str = "cpu") -> tuple[PatchCore, dict]:
+    run = Path(run)
+    if not (run / "patchcore.pt").is_file():
+        raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `anomaly fit`")
+    state = torch.load(run / "patchcore.pt", map_location="cpu", weights_only=False)
+    return PatchCore.from_state(state, device), json.loads((run / "run.json").read_text())
+
+
+def _score(model: PatchCore, samples: list[Sample], batch_size: int, progress: str | None):
+    cache = ImageCache(model.config.image_size)
+    maps, scores = [], []
+    for x in _batches(cache, [s.image for s in samples], batch_size, progress):
+        m, s = model.score(x)
+        maps.append(m)
+        scores.append(s)
+    return (np.concatenate(maps), np.concatenate(scores)) if maps else (np.zeros((0,)), np.zeros((0,)))
+
+
+def _gt(samples: list[Sample], size: int) -> np.ndarray:
+    out = np.zeros((len(samples), size, size), np.uint8)
+    for i, s in enumerate(samples):
+        if s.masks:
+            out[i] = cv2.resize(load_mask(s.masks, s.height, s.width), (size, size), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def evaluate(run: Path, batch_size: int = 8, device: str = "cpu", progress: bool = False) -> dict:
+    """Image AUROC, pixel AUROC and PRO per defect type and overall; thresholds; heat-map overlays."""
+    run = Path(run)
+    model, info = load_run(run, device)
+    samples = _category_samples(Path(info["root"]), info["category"], info["layout"])
+    test = [s for s in samples if s.split in TEST_SPLITS and s.is_labeled]
+    if not test:
+        raise OptionError("the category has no labeled test images", info["root"])
+    maps, scores = _score(model, test, batch_size, "Scoring test images" if progress else None)
+    gt = _gt(test, model.config.image_size)
+    is_defect = np.array([not s.is_good for s in test])
+    result: dict = {"category": info["category"], "images": len(test), "per_type": {}}
+
+    def block(keep: np.ndarray) -> dict:
+        return {"images": int(keep.sum()), "image_auroc": auroc(scores[keep], is_defect[keep]),
+                "pixel_auroc": auroc(maps[keep], gt[keep] > 0), "pro": pro_auc(maps[keep], gt[keep])}
+
+    result["overall"] = block(np.ones(len(test), bool))
+    for label in sorted({s.label for s in test if not s.is_good}):
+        keep = np.array([s.is_good or s.label == label for s in test])
+        result["per_type"][label] = block(keep)
+    result["thresholds"] = _thresholds(model, samples, scores, is_defect, maps, gt, batch_size)
+    (run / "thresholds.json").write_text(json.dumps(result["thresholds"], indent=2) + "\n")
+    (run / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    _heatmaps(test, maps, scores, gt, run / "heatmaps.png")
+    return result
+
+
+def _thresholds(model, samples, scores, is_defect, maps, gt, batch_size) -> dict:
+    """Validation good images set the thresholds when present (no false alarm on them); otherwise
+    the F1-optimal thresholds on the test images, labelled as such (optimistic)."""
+    val = [s for s in samples if s.split == "validation" and s.is_labeled]
+    if val and any(not s.is_good for s in val):
+        vmaps, vscores = _score(model, val, batch_size, None)
+        vdef = np.array([not s.is_good for s in val])
+        image_t, _ = best_f1_threshold(vscores, vdef)
+        pixel_t, _ = best_f1_threshold(_subsample(vmaps), _subsample(_gt(val, model.config.image_size) > 0))
+        how = "F1-optimal on the validation images"
+    elif val:
+        vmaps, vscores = _score(model, val, batch_size, None)
+        image_t, pixel_t = float(vscores.max()), float(vmaps.max())
+        how = "highest score on the validation good images (no false alarm there)"
+    else:
+        image_t, _ = best_f1_threshold(scores, is_defect)
+        pixel_t, _ = best_f1_threshold(_subsample(maps), _subsample(gt > 0))
+        how = "F1-optimal on the test images (no validation set: optimistic, for orientation only)"
+    return {"image": image_t, "pixel": pixel_t, "chosen_by": how}
+
+
+def _subsample(a: np.ndarray, n: int = 200_000) -> np.ndarray:
+    flat = a.ravel()
+    step = max(1, len(flat) // n)
+    return flat[::step]
+
+
+def _heatmaps(samples: list[Sample], maps: np.ndarray, scores: np.ndarray, gt: np.ndarray, path: Path, n: int = 8):
+    """Rows: image with ground-truth outline | anomaly heat map over the image; worst-scored first."""
+    order = [i for i in np.argsort(-scores) if not samples[i].is_good][: n // 2]
+    order += [i for i in np.argsort(-scores) if samples[i].is_good][: n - len(order)]
+    size = maps.shape[-1]
+    lo, hi = float(maps.min()), float(maps.max()) + 1e-9
+    tiles = []
+    for i in order:
+        image = cv2.resize(cv2.imread(str(samples[i].image), cv2.IMREAD_COLOR), (size, size))
+        outline = image.copy()
+        contours, _ = cv2.findContours(gt[i].copy(), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
+        heat = cv2.applyColorMap(((maps[i] - lo) / (hi - lo) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        overlay = cv2.addWeighted(image, 0.5, heat, 0.5, 0)
+        cv2.drawContours(overlay, contours, -1, (255, 255, 255), 1)
+        caption = f"{samples[i].label} {scores[i]:.2f}"
+        cv2.putText(outline, caption, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([outline, overlay], axis=1))
+    if tiles:
+        cv2.imwrite(str(path), np.concatenate(tiles, axis=0))
+
+
+def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", threshold: float | None = None,
+             min_area: int = 16, opening: int = 3, batch_size: int = 8, device: str = "cpu",
+             refine_with_sam: Path | None = None, sam_model_type: str = "vit_b", overwrite: bool = False) -> dict:
+    """Anomaly map -> threshold -> cleaned regions -> instances through `convert`, marked as drafts.
+
+    ``OUT/drafts`` holds the draft masks as a dataset in the ``folder`` layout (class ``anomaly``;
+    images without a region under ``good``), and ``OUT/<format>`` its conversion, whose
+    ``report.json`` says ``draft: true`` and whose COCO annotations carry a ``score`` (the highest
+    anomaly value inside the region). ``verify OUT/<format>`` checks it like any conversion.
+    """
+    from ..convert import ConvertOptions, convert, parse_formats
+    from ..staging import staged_output
+
+    model, info = load_run(Path(run), device)
+    files = _expand(images)
+    if threshold is None:
+        path = Path(run) / "thresholds.json"
+        if not path.is_file():
+            raise OptionError("no threshold: run `anomaly eval` first or pass --threshold", Path(run))
+        threshold = float(json.loads(path.read_text())["pixel"])
+    sam = _load_sam(refine_with_sam, sam_model_type, device) if refine_with_sam else None
+    category = info["category"]
+    scores: dict[str, np.ndarray] = {}
+    with staged_output(Path(out), overwrite) as tmp:
+        drafts = tmp / "drafts" / category
+        for folder in ("good", "anomaly", "masks/anomaly"):
+            (drafts / folder).mkdir(parents=True, exist_ok=True)
+        cache = ImageCache(model.config.image_size)
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            maps, _ = model.score(_tensor(cache, chunk))
+            for k, (path, amap) in enumerate(zip(chunk, maps)):
+                name = f"{start + k:04d}_{path.stem}"
+                image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+                h, w = image.shape[:2]
+                full = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
+                mask = _clean((full >= threshold).astype(np.uint8), opening, min_area)
+                if sam is not None and mask.any():
+                    mask = _refine(sam, image, mask)
+                folder = "anomaly" if mask.any() else "good"
+                shutil.copyfile(path, drafts / folder / f"{name}{path.suffix}")
+                if mask.any():
+                    cv2.imwrite(str(drafts / "masks" / "anomaly" / f"{name}_mask.png"), mask * 255)
+                    scores[f"{category}/{folder}/{name}"] = full
+        final = Path(out).absolute()
+        report = convert(load_dataset(tmp / "drafts", "folder"), tmp / fmt,
+                         ConvertOptions(formats=parse_formats(fmt), split="1,0,0", images="copy", workers=1))
+        report.update({"draft": True, "anomaly_run": str(Path(run).resolve()), "pixel_threshold": threshold,
+                       "output": str(final / fmt)})
+        report["dataset"]["root"] = str(final / "drafts")  # where the drafts will be after the rename
+        _finish(tmp / fmt, fmt, report, scores, final / fmt)
+    return report
+
+
+def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray], final: Path) -> None:
+    """Mark the output as drafts, point its paths at the final folder, score every COCO annotation."""
+    import yaml
+
+    from ..masks import decode_rle, polygon_to_mask
+
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if fmt != "coco":
+        data_yaml = yaml.safe_load((folder / "data.yaml").read_text())
+        data_yaml["path"] = str(final)
+        (folder / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        return
+    path = folder / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    names = {img["id"]: img for img in data["images"]}
+    for ann in data["annotations"]:
+        img = names[ann["image_id"]]
+        key = img["file_name"].rsplit(".", 1)[0]
+        seg = ann["segmentation"]
+        region = decode_rle(seg) if isinstance(seg, dict) else polygon_to_mask(seg, img["height"], img["width"])
+        amap = scores[key]
+        ann["score"] = round(float(amap[region > 0].max()), 6)
+    data["info"]["description"] += " (draft annotations from an anomaly model: check and correct them)"
+    path.write_text(json.dumps(data, separators=(",", ":")))
+
+
+def _clean(mask: np.ndarray, opening: int, min_area: int) -> np.ndarray:
+    if opening > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((opening, opening), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(count, np.uint8)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return keep[labels]
+
+
+def _expand(images: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, images):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise OptionError("image path does not exist", p)
+    if not files:
+        raise OptionError("no images given")
+    return files
+
+
+def _load_sam(checkpoint: Path, model_type: str, device: str):
+    from ..train.sam_models import build_sam
+
+    from segment_anything import SamPredictor
+
+    return SamPredictor(build_sam(model_type, checkpoint).to(device).eval())
+
+
+def _refine(predictor, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each region's box prompts SAM; the union of SAM's masks replaces the draft."""
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    predictor.set_image(rgb)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    refined = np.zeros_like(mask)
+    for i in range(1, count):
+        x, y, w, h = stats[i, :4]
+        masks, _, _ = predictor.predict(box=np.array([x, y, x + w - 1, y + h - 1]), multimask_output=False)
+        refined |= masks[0].astype(np.uint8)
+    return refined

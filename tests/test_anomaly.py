@@ -1,0 +1,127 @@
+"""PatchCore: coreset, metrics by hand, fit/eval/annotate end to end with a random-weight backbone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mvtec2coco.anomaly.metrics import best_f1_threshold, pro_auc, pro_curve  # noqa: E402
+from mvtec2coco.anomaly.patchcore import greedy_coreset, nearest_distance  # noqa: E402
+from mvtec2coco.train.metrics import auroc  # noqa: E402
+
+from .helpers import run_cli  # noqa: E402
+
+
+def test_coreset_size_and_coverage_against_brute_force():
+    """Greedy k-centre covers within twice the optimal radius, found here by trying every subset."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=float)
+    points = torch.tensor(np.concatenate([c + rng.normal(size=(5, 2)) * 0.5 for c in centres]), dtype=torch.float32)
+    chosen = greedy_coreset(points, 4, projection_dim=0, seed=0)
+    assert len(chosen) == 4 and len(set(chosen.tolist())) == 4
+    dist = torch.cdist(points, points)
+    greedy_radius = float(dist[:, chosen].min(dim=1).values.max())
+    optimal = min(float(dist[:, list(c)].min(dim=1).values.max()) for c in combinations(range(len(points)), 4))
+    assert greedy_radius <= 2 * optimal + 1e-6
+    assert {tuple(np.round(centres[np.argmin(((centres - points[i].numpy()) ** 2).sum(1))])) for i in chosen} == \
+        {tuple(c) for c in centres}  # one point in every cluster
+    wide = torch.tensor(rng.normal(size=(400, 64)), dtype=torch.float32)
+    projected = greedy_coreset(wide, 40, projection_dim=16, seed=0)
+    assert len(set(projected.tolist())) == 40
+    assert len(greedy_coreset(points, 5000)) == len(points)
+
+
+def test_nearest_distance_in_chunks_equals_brute_force():
+    q, bank = torch.randn(300, 5), torch.randn(1000, 5)
+    assert torch.allclose(nearest_distance(q, bank, chunk=7), torch.cdist(q, bank).min(dim=1).values, atol=1e-5)
+
+
+def test_pro_by_hand():
+    masks = np.zeros((1, 4, 4), np.uint8)
+    masks[0, 0, :2] = 1  # region A: 2 px
+    masks[0, 3, 3] = 1  # region B: 1 px
+    maps = np.zeros((1, 4, 4))
+    maps[0, 0, 0] = 0.9  # half of A
+    maps[0, 3, 3] = 0.8  # all of B
+    maps[0, 2, 2] = 0.7  # one false positive among 13 normal pixels
+    fpr, pro = pro_curve(maps, masks, thresholds=50)
+    at = {round(f, 4): p for f, p in zip(fpr, pro)}
+    assert at[0.0] == pytest.approx(0.75)  # thresholds between 0.7 and 0.9: (1/2 + 1) / 2
+    assert at[round(1 / 13, 4)] == pytest.approx(0.75)
+    perfect = pro_auc(masks.astype(float), masks)
+    assert perfect == pytest.approx(1.0)
+    assert pro_auc(maps, masks) < 1.0
+    assert pro_auc(maps, np.zeros_like(masks)) is None
+
+
+def test_auroc_and_f1_threshold_by_hand():
+    scores = np.array([0.1, 0.3, 0.35, 0.8])
+    truth = np.array([False, False, True, True])
+    assert auroc(scores, truth) == pytest.approx(1.0)
+    t, f1 = best_f1_threshold(scores, truth)
+    assert t == pytest.approx(0.35) and f1 == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_mvtec, tmp_path_factory):
+    run = tmp_path_factory.mktemp("pc") / "run"
+    result = run_cli("anomaly", "fit", tiny_mvtec, "--category", "bottle", "--out", run, "--backbone", "resnet18",
+                     "--weights", "none", "--image-size", "64", "--dim", "64", "--coreset-ratio", "0.25",
+                     "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+def test_fit_saves_a_self_contained_run(fitted):
+    info = json.loads((fitted / "run.json").read_text())
+    assert info["train_images"] == 8 and info["bank"] == round(info["patches"] * 0.25)
+    state = torch.load(fitted / "patchcore.pt", map_location="cpu", weights_only=False)
+    assert state["bank"].shape == (info["bank"], 64) and "extractor" in state
+
+
+def test_eval_reports_per_type_and_draws_heatmaps(fitted):
+    result = run_cli("anomaly", "eval", fitted)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ev = json.loads((fitted / "eval.json").read_text())
+    assert set(ev["per_type"]) == {"broken_large", "broken_small", "contamination"}
+    for m in [ev["overall"], *ev["per_type"].values()]:
+        assert 0.0 <= m["image_auroc"] <= 1.0 and 0.0 <= m["pixel_auroc"] <= 1.0 and 0.0 <= m["pro"] <= 1.0
+    assert "F1-optimal on the test images" in ev["thresholds"]["chosen_by"]
+    assert (fitted / "heatmaps.png").stat().st_size > 2000
+
+
+def test_annotate_writes_drafts_that_load_and_verify(fitted, tiny_mvtec, tmp_path):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    run_cli("anomaly", "eval", fitted, check=True)
+    images = tiny_mvtec / "bottle" / "test"
+    for fmt in ("coco", "yolo-seg"):
+        out = tmp_path / fmt
+        result = run_cli("anomaly", "annotate", fitted, images, "--out", out, "--format", fmt, "--threshold", "0",
+                         "--min-area", "1")
+        assert result.returncode == 0, result.stderr[-2000:]
+        report = json.loads((out / fmt / "report.json").read_text())
+        assert report["draft"] is True and report["instances_total"] >= 1
+        assert run_cli("verify", out / fmt).returncode == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(tmp_path / "coco" / "coco" / "annotations" / "instances_train.json"))
+    anns = coco.loadAnns(coco.getAnnIds())
+    assert anns and all("score" in a and a["score"] >= 0 for a in anns)
+    assert len(coco.getImgIds()) == 12
+
+
+def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    result = run_cli("anomaly", "fit", tiny_mvtec, "--category", "bottle", "--out", tmp_path / "r",
+                     "--backbone", "resnet18")
+    assert result.returncode == 2
+    assert "resnet18-f37072fd.pth" in result.stderr and str(tmp_path / "th") in result.stderr
