@@ -444,6 +444,134 @@ def anomaly_annotate(
                       f"`mvtec2coco verify {out}/{fmt}`")
 
 
+train_app = typer.Typer(help="Fine-tune segmenters and detectors on converted data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate fine-tuned models.", no_args_is_help=True)
+predict_app = typer.Typer(help="Predict with fine-tuned models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+app.add_typer(predict_app, name="predict")
+SamCheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Local SAM checkpoint (e.g. sam_vit_b_01ec64.pth), "
+                                               "or none for random initialisation.")]
+SamTypeOpt = Annotated[str, typer.Option("--model-type", help="vit_b, vit_l, vit_h, or tiny (tests, CPU smoke runs).")]
+
+
+def _sam_config(config: Path | None, overrides: dict) -> dict:
+    import yaml
+
+    values = yaml.safe_load(config.read_text()) if config else {}
+    if config and not isinstance(values, dict):
+        raise Mvtec2CocoError("config is not a mapping", config)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
+@train_app.command("sam")
+def train_sam_cmd(
+    train: Annotated[Path, typer.Option("--train", help="COCO file of the training subset (from `convert`).")],
+    checkpoint: SamCheckpointOpt,
+    val: Annotated[Path | None, typer.Option("--val", help="COCO file of the validation subset.")] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="COCO file of the test subset.")] = None,
+    model_type: SamTypeOpt = "vit_b",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with training settings (configs/sam/).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/sam"),
+    epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the config).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate of AdamW.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder (default RUN/embeddings).")] = None,
+) -> None:
+    """Fine-tune SAM's mask decoder with jittered box prompts; the image encoder stays frozen and its
+    embeddings are cached (fp16) so that later epochs run only the decoder.
+
+    Example: mvtec2coco train sam --train out/coco/annotations/instances_train.json
+    --val out/coco/annotations/instances_val.json --checkpoint sam_vit_b_01ec64.pth --model-type vit_b
+    """
+    from .train.sam import SamTrainConfig, train_sam
+
+    values = _sam_config(config, {"model_type": model_type, "checkpoint": checkpoint, "epochs": epochs,
+                                  "max_steps": max_steps, "lr": lr, "device": device})
+    try:
+        cfg = SamTrainConfig(**values)
+    except TypeError as exc:
+        raise Mvtec2CocoError(f"unknown SAM training setting: {exc}", config) from exc
+    summary = train_sam(train, val, out, cfg, cache_dir, test, progress=True)
+    _print_sam(summary["before"], summary["after"])
+    out_console.print(f"steps {summary['steps']}, encoder calls {summary['encoder_calls']}, "
+                      f"median step {summary['seconds_per_step']} s; run: {out}")
+
+
+def _print_sam(before: dict, after: dict) -> None:
+    table = Table(title="SAM mean IoU / Dice per class: checkpoint as given -> fine-tuned")
+    for col in ("subset", "class", "instances", "IoU before", "IoU after", "Dice before", "Dice after"):
+        table.add_column(col)
+    for subset in after:
+        for name, m in after[subset].items():
+            b = before.get(subset, {}).get(name, {})
+
+            def f(v):
+                return "-" if v is None else f"{v:.4f}"
+
+            table.add_row(subset, name, str(m["instances"]), f(b.get("iou")), f(m["iou"]), f(b.get("dice")), f(m["dice"]))
+    out_console.print(table)
+
+
+@eval_app.command("sam")
+def eval_sam_cmd(
+    checkpoint: SamCheckpointOpt,
+    coco: Annotated[Path, typer.Option("--coco", help="COCO file to evaluate on.")],
+    model_type: SamTypeOpt = "vit_b",
+    trained: Annotated[Path | None, typer.Option(help="RUN/decoder.pt of `train sam` (default: as given).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON.")] = None,
+) -> None:
+    """Mean IoU and Dice per class with the exact instance boxes as prompts, before and after fine-tuning.
+
+    Example: mvtec2coco eval sam --checkpoint sam_vit_b_01ec64.pth --coco out/coco/annotations/instances_test.json
+    --trained runs/sam/decoder.pt
+    """
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    from .train.sam import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained, pick_device
+    from .train.sam_models import build_sam
+
+    sam = build_sam(model_type, checkpoint).to(pick_device(device))
+    data = load_coco(coco)
+    cache = EmbeddingCache(sam, cache_dir or Path(".cache/sam_embeddings"), encoder_identity(model_type, checkpoint, 0))
+    transform = ResizeLongestSide(sam.image_encoder.img_size)
+    before = evaluate_sam(sam, data, cache, transform)
+    after = evaluate_sam(load_trained(sam, trained), data, cache, transform) if trained else before
+    _print_sam({"eval": before}, {"eval": after})
+    if json_path:
+        json_path.write_text(json.dumps({"before": before, "after": after}, indent=2) + "\n")
+
+
+@predict_app.command("sam")
+def predict_sam_cmd(
+    checkpoint: SamCheckpointOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (predictions.json, overlays/).")],
+    images: Annotated[list[Path] | None, typer.Argument(help="Images (default: all images of --coco).")] = None,
+    coco: Annotated[Path | None, typer.Option("--coco", help="Take the boxes from this COCO file.")] = None,
+    boxes_from_yolo: Annotated[Path | None, typer.Option(help="Take the boxes from this YOLO / YOLO-World .pt.")]
+    = None,
+    model_type: SamTypeOpt = "vit_b",
+    trained: Annotated[Path | None, typer.Option(help="RUN/decoder.pt of `train sam`.")] = None,
+    conf: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
+    max_det: Annotated[int, typer.Option(help="Detector boxes per image at most.")] = 100,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Boxes -> SAM masks -> COCO JSON: the path from a trained detector to pixel masks.
+
+    Example: mvtec2coco predict sam --checkpoint sam_vit_b_01ec64.pth --trained runs/sam/decoder.pt
+    --boxes-from-yolo runs/yw/weights/best.pt images/*.png --out sam_pred
+    """
+    from .train.sam import predict_sam
+
+    path = predict_sam(checkpoint, model_type, list(images or []), out, trained, coco, boxes_from_yolo, conf,
+                       max_det, device)
+    out_console.print(f"COCO predictions: {path}; overlays in {out / 'overlays'}")
+
+
 def main() -> None:
     """Console entry point: a user mistake prints one line and exits with code 2.
 

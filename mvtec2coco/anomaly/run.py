@@ -280,9 +280,9 @@ def _expand(images: list[Path]) -> list[Path]:
 
 
 def _load_sam(checkpoint: Path, model_type: str, device: str):
-    from ..train.sam_models import build_sam
-
     from segment_anything import SamPredictor
+
+    from ..train.sam_models import build_sam
 
     return SamPredictor(build_sam(model_type, checkpoint).to(device).eval())
 
