@@ -572,6 +572,97 @@ def predict_sam_cmd(
     out_console.print(f"COCO predictions: {path}; overlays in {out / 'overlays'}")
 
 
+@train_app.command("yolo-world")
+def train_yolo_world_cmd(
+    data: Annotated[Path, typer.Option("--data", help="data.yaml of a YOLO conversion.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML of training settings "
+                                                "(configs/yolo_world/bottle.yaml).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="Local .pt to start from (e.g. yolov8s-worldv2.pt).")]
+    = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model .yaml (random init) or .pt; plain YOLO "
+                                              "(yolov8n.pt, yolo11n.yaml) trains the baseline.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/yolo_world"),
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Training image size.")] = None,
+    batch: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, 0, or 0,1,2,3 for several GPUs (DDP).")] = None,
+    lr0: Annotated[float | None, typer.Option(help="Initial learning rate.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
+    text_encoder: Annotated[str | None, typer.Option(help="clip (needs --clip-weights), or random / clip-random "
+                                                     "for smoke tests.")] = None,
+    clip_weights: Annotated[str | None, typer.Option(help="Local CLIP ViT-B-32 weights (OpenAI ViT-B-32.pt or "
+                                                     "open_clip checkpoint).")] = None,
+) -> None:
+    """Fine-tune YOLO-World with ultralytics' WorldTrainer, offline (class texts embedded by a local CLIP);
+    `--model yolov8n.pt` or a .yaml trains plain YOLO the same way, as the baseline.
+
+    Example: mvtec2coco train yolo-world --data out/yolo/data.yaml --config configs/yolo_world/bottle.yaml
+    --weights yolov8s-worldv2.pt --clip-weights ViT-B-32.pt
+    """
+    from .train.yolo_world import load_detector_config, train_detector
+
+    chosen = weights or model
+    cfg = load_detector_config(config, {"model": chosen, "epochs": epochs, "imgsz": imgsz, "batch": batch,
+                                        "device": device, "lr0": lr0, "workers": workers, "text_encoder": text_encoder,
+                                        "clip_weights": clip_weights})
+    summary = train_detector(data, out, cfg)
+    _print_detector(summary)
+    out_console.print(f"run: {out} (weights/best.pt, results.csv, summary.json)")
+
+
+def _print_detector(summary: dict) -> None:
+    table = Table(title="box metrics of best.pt")
+    for col in ("subset", "class", "AP50", "AP50-95", "precision", "recall"):
+        table.add_column(col)
+    for split in ("val", "test"):
+        m = summary.get(split)
+        if not m:
+            continue
+        for name, c in m["per_class"].items():
+            table.add_row(split, name, f"{c['ap50']:.4f}", f"{c['ap50_95']:.4f}", f"{c['precision']:.4f}",
+                          f"{c['recall']:.4f}")
+        table.add_row(split, "all", f"{m['map50']:.4f}", f"{m['map50_95']:.4f}", f"{m['precision']:.4f}",
+                      f"{m['recall']:.4f}", style="bold")
+    out_console.print(table)
+
+
+@eval_app.command("yolo-world")
+def eval_yolo_world_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="RUN/weights/best.pt")],
+    data: Annotated[Path, typer.Option("--data", help="data.yaml of the conversion it was trained on.")],
+    split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for eval_<split>.json (default: the run).")]
+    = None,
+) -> None:
+    """Box mAP50, mAP50-95, per-class AP, precision and recall; needs no text encoder.
+
+    Example: mvtec2coco eval yolo-world --weights runs/yolo_world/weights/best.pt --data out/yolo/data.yaml
+    """
+    from .train.yolo_world import evaluate_detector
+
+    result = evaluate_detector(weights, data, split, out or weights.parent.parent)
+    _print_detector({split: result})
+
+
+@predict_app.command("yolo-world")
+def predict_yolo_world_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="RUN/weights/best.pt (YOLO-World or YOLO).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    conf: Annotated[float, typer.Option(help="Confidence threshold.")] = 0.25,
+    imgsz: Annotated[int, typer.Option(help="Inference image size.")] = 640,
+    device: Annotated[str, typer.Option(help="cpu or 0.")] = "",
+) -> None:
+    """Annotated images and a COCO detections JSON; the saved model needs no text encoder.
+
+    Example: mvtec2coco predict yolo-world --weights runs/yolo_world/weights/best.pt images/ --out pred
+    """
+    from .train.yolo_world import predict_detector
+
+    path = predict_detector(weights, images, out, conf, imgsz, device)
+    out_console.print(f"detections: {path}; annotated images in {out}")
+
+
 def main() -> None:
     """Console entry point: a user mistake prints one line and exits with code 2.
 

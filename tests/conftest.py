@@ -13,7 +13,23 @@ os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+GUARD = Path(__file__).resolve().parent / "offline_guard"
+SOCKET_LOG = ROOT / ".pytest_socket_attempts.log"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD), *filter(None, [os.environ.get("PYTHONPATH")])])
+os.environ["MVTEC2COCO_SOCKET_LOG"] = str(SOCKET_LOG)
+
 from mvtec2coco.synth import generate  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    SOCKET_LOG.unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any test process tried the network, even where the error was swallowed."""
+    if SOCKET_LOG.is_file() and SOCKET_LOG.read_text().strip():
+        print(f"\nnetwork access attempted during the tests:\n{SOCKET_LOG.read_text()}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,148 @@
+"""YOLO-World offline: text embeddings, training with ultralytics' WorldTrainer, eval, predict, baseline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ultralytics")
+pytest.importorskip("open_clip")
+
+from mvtec2coco.train.text_embeddings import (  # noqa: E402
+    ClipTextEncoder,
+    ClipWeightsError,
+    class_embeddings,
+    class_words,
+    save_table,
+)
+
+from .helpers import run_cli  # noqa: E402
+
+TRAIN = ["--epochs", "1", "--imgsz", "128", "--batch", "8", "--device", "cpu", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_mvtec, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("yw") / "yolo"
+    run_cli("convert", tiny_mvtec, "--format", "yolo", "--out", out, check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def world_run(converted, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ywrun") / "run"
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
+                     "--text-encoder", "random", "--out", run, *TRAIN)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "smoke tests only" in result.stderr  # the random encoder is announced
+    return run
+
+
+def test_open_clip_encoder_gives_cached_unit_vectors(tmp_path):
+    encoder = ClipTextEncoder(None)  # the real open_clip ViT-B-32 code path, random weights
+    table = class_embeddings(["broken_large", "contamination"], encoder, category="bottle")
+    assert set(table) == {"broken_large", "contamination"}
+    for v in table.values():
+        assert v.shape == (512,) and torch.isclose(v.norm(), torch.tensor(1.0), atol=1e-5)
+    assert not torch.allclose(table["broken_large"], table["contamination"])
+    path = save_table(table, tmp_path / "text_embeddings_clip_ViT-B_32.pt")
+    loaded = torch.load(path, weights_only=True)  # the format ultralytics' WorldTrainer caches
+    assert all(torch.equal(loaded[k], table[k]) for k in table)
+    assert class_words("broken_large") == "large break" and class_words("bottle/glue_strip") == "glue strip"
+    assert class_words("broken_large", {"broken_large": "shattered glass"}) == "shattered glass"
+
+
+def test_missing_clip_weights_message(tmp_path):
+    with pytest.raises(ClipWeightsError) as err:
+        ClipTextEncoder(tmp_path / "ViT-B-32.pt")
+    assert "ViT-B-32.pt" in str(err.value) and "--clip-weights" in str(err.value) and "--text-encoder random" in str(
+        err.value)
+
+
+def test_world_training_writes_best_and_summary(world_run):
+    assert (world_run / "weights" / "best.pt").is_file()
+    assert (world_run / "text_embeddings_clip_ViT-B_32.pt").is_file()
+    summary = json.loads((world_run / "summary.json").read_text())
+    assert summary["world"] is True
+    for split in ("val", "test"):
+        assert {"map50", "map50_95", "precision", "recall", "per_class"} <= set(summary[split])
+
+
+def test_world_training_with_open_clip_encoder(converted, tmp_path):
+    run = tmp_path / "clip"
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
+                     "--text-encoder", "clip-random", "--out", run, *TRAIN)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "weights" / "best.pt").is_file()
+    table = torch.load(run / "text_embeddings_clip_ViT-B_32.pt", weights_only=True)
+    assert set(table) == {"bent", "broken_large", "broken_small", "contamination", "thread"}
+
+
+def test_saved_model_predicts_in_a_fresh_process_without_text_encoder(world_run, tiny_mvtec, tmp_path):
+    script = f"""
+import sys
+sys.modules["open_clip"] = None  # importing a text encoder would fail ...
+sys.modules["clip"] = None
+sys.modules["ultralytics.nn.text_model"] = None
+from ultralytics.nn import tasks
+def refuse(*a, **k):
+    raise SystemExit("a text encoder was requested")
+tasks.WorldModel.get_text_pe = refuse  # ... and so would asking for text features
+from mvtec2coco.train.yolo_world import predict_detector
+print(predict_detector(r"{world_run / 'weights' / 'best.pt'}", [r"{tiny_mvtec / 'bottle' / 'test'}"],
+                       r"{tmp_path / 'pred'}", conf=0.0, imgsz=128))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    detections = json.loads((tmp_path / "pred" / "detections.json").read_text())
+    assert len(detections["images"]) == 12 and detections["annotations"]
+    assert len(list((tmp_path / "pred").glob("*.png"))) == 12
+    names = {c["name"] for c in detections["categories"]}
+    assert names == {"bent", "broken_large", "broken_small", "contamination", "thread"}
+
+
+def test_eval_writes_metrics(world_run, converted):
+    result = run_cli("eval", "yolo-world", "--weights", world_run / "weights" / "best.pt", "--data",
+                     converted / "data.yaml", "--split", "val")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((world_run / "eval_val.json").read_text())
+    assert set(metrics["per_class"]) <= {"bent", "broken_large", "broken_small", "contamination", "thread"}
+
+
+def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
+    run = tmp_path / "plain"
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8n.yaml",
+                     "--out", run, *TRAIN)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world"] is False and (run / "weights" / "best.pt").is_file()
+
+
+def test_missing_weights_messages(converted, tmp_path):
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--weights",
+                     tmp_path / "yolov8s-worldv2.pt")
+    assert result.returncode == 2
+    assert "yolov8s-worldv2.pt" in result.stderr and "nothing is downloaded" in result.stderr
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml")
+    assert result.returncode == 2 and "--clip-weights" in result.stderr
+
+
+def test_the_suite_refuses_non_loopback_sockets(tmp_path):
+    """Offline is enforced: pytest-socket here, tests/offline_guard in subprocesses."""
+    assert socket.socket.connect.__name__ == "guarded_connect", "pytest-socket is not active"
+    with socket.socket() as s, pytest.raises(Exception, match="192.0.2.1"):
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: refused before any packet is sent
+    probe = ("import socket\ns = socket.socket()\n"
+             "try:\n    s.connect(('192.0.2.1', 9))\nexcept ConnectionRefusedError as e:\n    print('refused', e)\n")
+    import os
+
+    log = tmp_path / "attempts.log"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "MVTEC2COCO_SOCKET_LOG": str(log)})
+    assert "refused" in result.stdout and "192.0.2.1" in log.read_text()
