@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,8 +155,13 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     with staged_output(out, overwrite) as tmp:
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
         tasks = _tasks(samples, split, names, roots, options)
+        # The main process is idle while workers run: let it create the mirrored folders meanwhile
+        # (workers create any folder they reach first; both sides tolerate the other).
+        maker = threading.Thread(target=_make_folders, args=(tasks,), daemon=True)
+        maker.start()
         results = {r.sample_id: r for r in pmap(process_sample, tasks, options.workers,
                                                 "Converting" if progress else None)}
+        maker.join()
         report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
         for fmt, root in roots.items():
@@ -169,6 +175,17 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
             write_manifest(tmp / "split.csv", samples, split)
             _write_json(tmp / "report.json", report)
     return report
+
+
+def _make_folders(tasks: list[Task]) -> None:
+    folders = set()
+    for t in tasks:
+        rels = [image_relpath(t.subset, t.sample.relpath), label_relpath(t.subset, t.sample.relpath)]
+        for fmt, root in t.roots.items():
+            for rel in rels[: 1 if fmt == "coco" else 2]:
+                folders.add(os.path.dirname(os.path.join(root, rel)))
+    for folder in sorted(folders, key=lambda f: (f.count(os.sep), f)):
+        os.makedirs(folder, exist_ok=True)
 
 
 def _tasks(samples: list[Sample], split: Split, names: list[str], roots: dict[str, Path],

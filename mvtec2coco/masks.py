@@ -35,6 +35,16 @@ YOLO_INSET = 0.05  # px; larger than the rounding of 6-decimal normalised coords
 Ring = np.ndarray  # (N, 2) float64 vertices (x, y) in pixel-edge coordinates
 
 
+def _next(a: np.ndarray) -> np.ndarray:
+    """``a`` shifted so that row i holds row i + 1 (cyclic); np.roll's overhead dominated here."""
+    return np.concatenate((a[1:], a[:1]))
+
+
+def _prev(a: np.ndarray) -> np.ndarray:
+    """``a`` shifted so that row i holds row i - 1 (cyclic)."""
+    return np.concatenate((a[-1:], a[:-1]))
+
+
 @dataclass(frozen=True)
 class Instance:
     """One connected defect region of a mask, in every form the exporters need."""
@@ -143,7 +153,7 @@ def trace_rings(crop: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[Ring, list[
 def _restore_corners(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Replace each diagonal step by the two axis steps around the corner that is foreground,
     then keep only the points where the direction changes."""
-    nxt = np.roll(points, -1, axis=0)
+    nxt = _next(points)
     diagonal = np.nonzero((points[:, 0] != nxt[:, 0]) & (points[:, 1] != nxt[:, 1]))[0]
     if diagonal.size:
         a, b = points[diagonal], nxt[diagonal]
@@ -154,8 +164,8 @@ def _restore_corners(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
         points = np.insert(points, diagonal + 1, corners, axis=0)
     if len(points) < 3:
         return points.astype(np.float64)
-    step = np.roll(points, -1, axis=0) - points
-    turn = np.any(step != np.roll(step, 1, axis=0), axis=1)
+    step = _next(points) - points
+    turn = (step != _prev(step)).any(axis=1)
     return points[turn].astype(np.float64)
 
 
@@ -196,7 +206,7 @@ def decode_rle(rle: dict) -> np.ndarray:
 
 def signed_area(ring: Ring) -> float:
     x, y = ring[:, 0], ring[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    return 0.5 * float(np.dot(x, _next(y)) - np.dot(_next(x), y))
 
 
 def inset_ring(ring: Ring, distance: float, foreground_inside: bool) -> Ring:
@@ -208,13 +218,13 @@ def inset_ring(ring: Ring, distance: float, foreground_inside: bool) -> Ring:
     """
     if len(ring) < 3:
         return ring.copy()
-    edges = np.roll(ring, -1, axis=0) - ring
+    edges = _next(ring) - ring
     lengths = np.hypot(edges[:, 0], edges[:, 1])
     lengths[lengths == 0] = 1.0
     unit = edges / lengths[:, None]
     side = np.sign(signed_area(ring)) * (1.0 if foreground_inside else -1.0)
     normal = side * np.stack([-unit[:, 1], unit[:, 0]], axis=1)  # into the foreground
-    n_in, u_in = np.roll(normal, 1, axis=0), np.roll(unit, 1, axis=0)  # edge ending at each vertex
+    n_in, u_in = _prev(normal), _prev(unit)  # edge ending at each vertex
     concave = np.sum(n_in * unit, axis=1) < -1e-9
     dot = np.clip(np.sum(n_in * normal, axis=1), -0.9, 1.0)
     miter = ring + distance * (n_in + normal) / (1.0 + dot)[:, None]
@@ -227,13 +237,20 @@ def inset_ring(ring: Ring, distance: float, foreground_inside: bool) -> Ring:
     return pairs[keep]
 
 
-def join_holes(outer: Ring, holes: list[Ring]) -> np.ndarray:
-    """One polygon: each hole spliced into the ring at its closest vertex pair (keyhole)."""
+def join_holes(outer: Ring, holes: list[Ring], candidates: int = 32) -> np.ndarray:
+    """One polygon: each hole spliced into the ring at a short bridge (keyhole).
+
+    The bridge joins the closest pair between every polygon vertex and up to ``candidates``
+    evenly spaced hole vertices: near-shortest, without an all-pairs distance matrix (that cost
+    more than all other geometry together on ring-shaped defects).
+    """
     polygon = outer
     for hole in sorted(holes, key=lambda r: (float(r[:, 1].min()), float(r[:, 0].min()))):
-        d = ((polygon[:, None, :] - hole[None, :, :]) ** 2).sum(axis=2)
-        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-        rotated = np.roll(hole, -j, axis=0)
+        picks = np.unique(np.linspace(0, len(hole) - 1, min(candidates, len(hole))).round().astype(int))
+        hx, hy = hole[picks, 0], hole[picks, 1]
+        d = np.subtract.outer(polygon[:, 0], hx) ** 2 + np.subtract.outer(polygon[:, 1], hy) ** 2
+        i, k = np.unravel_index(int(np.argmin(d)), d.shape)
+        rotated = np.roll(hole, -int(picks[k]), axis=0)
         polygon = np.concatenate([polygon[: i + 1], rotated, rotated[:1], polygon[i:]], axis=0)
     return polygon
 

@@ -203,4 +203,5 @@ def test_property_yolo_holes_stay_empty(spec):
         outline = polygon_to_mask(inst.coco_polygons(), h, w)  # outer ring only, holes filled
         holes = (outline > 0) & (exact == 0)
         raster = yolo_raster(inst, h, w)
-        assert raster[holes].mean() <= 0.05  # at most a bridge pixel here and there
+        # the keyhole bridge is a zero-width line between two vertices: it may clip a hole pixel at a corner
+        assert int(raster[holes].sum()) <= 2 * len(inst.holes)

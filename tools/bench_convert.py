@@ -6,7 +6,9 @@ header, and create as many files and hardlinks as the conversion writes (empty l
 links). Both are timed in this one run on `synth --preset mvtec-full` (5,354 images, 1,258 masks),
 alternating, after an untimed warm-up; the best of --repeat runs is reported with the ratio.
 
-Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full]
+Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full] [--work DIR]
+--work copies the dataset to DIR once (e.g. /dev/shm/m2c, RAM-backed: about 5.3 GB) and times there, which
+removes this machine's disk noise (its speed swings 2-3x between runs) and leaves CPU and file-system work.
 Old outputs are moved aside and deleted only after all timing (see ../shared/BENCHMARKING.md).
 """
 
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--preset", default="mvtec-full")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=Path, help="copy the dataset here once and time there (e.g. /dev/shm/m2c)")
     args = parser.parse_args()
     if not (args.data / ".complete").is_file():
         print(f"generating {args.preset} into {args.data} (once) ...", flush=True)
@@ -100,6 +103,13 @@ def main() -> None:
         generate(args.data, args.preset, "mvtec", seed=0, overwrite=True)
         (args.data / ".complete").write_text("ok\n")
         print(f"  generated in {time.perf_counter() - t:.1f} s")
+    if args.work:
+        copy = args.work / args.data.name
+        if not (copy / ".complete").is_file():
+            print(f"copying the dataset to {copy} (once) ...", flush=True)
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(args.data, copy)
+        args.data = copy
     work = args.data.parent / "bench_runs"
     trash = args.data.parent / "bench_trash"
     for old in (work, trash):
