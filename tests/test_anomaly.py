@@ -125,3 +125,19 @@ def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
                      "--backbone", "resnet18")
     assert result.returncode == 2
     assert "resnet18-f37072fd.pth" in result.stderr and str(tmp_path / "th") in result.stderr
+
+
+def test_annotate_refined_with_sam(fitted, tiny_mvtec, tmp_path):
+    pytest.importorskip("segment_anything")
+    from mvtec2coco.train.sam_models import build_sam
+
+    checkpoint = tmp_path / "sam_tiny.pth"
+    torch.save(build_sam("tiny", None).state_dict(), checkpoint)
+    out = tmp_path / "refined"
+    result = run_cli("anomaly", "annotate", fitted, tiny_mvtec / "bottle" / "test" / "broken_large", "--out", out,
+                     "--format", "coco", "--threshold", "0", "--min-area", "1", "--refine-with-sam", checkpoint,
+                     "--sam-model-type", "tiny")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "coco" / "report.json").read_text())
+    assert report["draft"] is True
+    assert run_cli("verify", out / "coco").returncode == 0  # SAM's masks went through the same geometry

@@ -240,3 +240,13 @@ def test_ddp_two_processes_on_cpu(tiny_mvtec, tmp_path):
 
     assert val_support == len(make_splits(single.data).subsets["val"])  # gathered from both ranks
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_sweep_trains_each_config_then_compares(tiny_mvtec, tmp_path):
+    md = tmp_path / "sweep.md"
+    overrides = [a for o in _tiny_overrides(tiny_mvtec)[:-1] + ["train.epochs=1", f"out={tmp_path / 'runs'}"]
+                 for a in ("--set", o)]
+    result = run_cli("classify", "sweep", CONFIGS[0], CONFIGS[3], *overrides, "--markdown", md)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in (tmp_path / "runs").iterdir()} == {CONFIGS[0].stem, CONFIGS[3].stem}
+    assert len(md.read_text().splitlines()) == 4

@@ -3,18 +3,22 @@
 # synth -> convert -> train sam --model-type vit_b from random initialisation (no checkpoint needed)
 # for a bounded number of steps; prints embedding-cache time, step time and GPU memory. Target: < 8 minutes.
 # Usage: bash tools/gpu_check_sam.sh [WORKDIR] [STEPS]
+# PRESET, MODEL_TYPE and DEVICE override bottle / vit_b / cuda (the test suite smoke-runs it on CPU with tiny).
 set -euo pipefail
 WORK=${1:-/tmp/mvtec2coco_gpu_sam}
 STEPS=${2:-200}
 PY=${PYTHON:-python3}
+PRESET=${PRESET:-bottle}
+MODEL_TYPE=${MODEL_TYPE:-vit_b}
+DEVICE=${DEVICE:-cuda}
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False
 rm -rf "$WORK"; mkdir -p "$WORK"
 start=$(date +%s)
-$PY -m mvtec2coco synth "$WORK/bottle" --preset bottle
+$PY -m mvtec2coco synth "$WORK/bottle" --preset "$PRESET"
 $PY -m mvtec2coco convert "$WORK/bottle" --format coco --out "$WORK/coco"
 $PY -m mvtec2coco train sam --train "$WORK/coco/annotations/instances_train.json" \
-    --val "$WORK/coco/annotations/instances_val.json" --checkpoint none --model-type vit_b \
-    --config configs/sam/bottle.yaml --max-steps "$STEPS" --epochs 100 --device cuda --out "$WORK/run"
+    --val "$WORK/coco/annotations/instances_val.json" --checkpoint none --model-type "$MODEL_TYPE" \
+    --config configs/sam/bottle.yaml --max-steps "$STEPS" --epochs 100 --device "$DEVICE" --out "$WORK/run"
 $PY - "$WORK/run/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
