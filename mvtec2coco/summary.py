@@ -148,10 +148,9 @@ def to_json(dataset: Dataset, summaries: list[CategorySummary]) -> dict:
 
 def plot(summaries: list[CategorySummary], path: Path) -> Path:
     """Bar chart of images per split and class, one panel per category."""
-    import matplotlib
+    from .plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(summaries)
     fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n + 0.6), squeeze=False)
@@ -166,8 +165,4 @@ def plot(summaries: list[CategorySummary], path: Path) -> Path:
         ax.set_ylabel("images")
         ax.set_title(f"{summary.name}: images per split and class (green good, red defect)")
         ax.margins(y=0.15)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

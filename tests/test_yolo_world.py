@@ -136,7 +136,7 @@ def test_missing_weights_messages(converted, tmp_path):
 def test_the_suite_refuses_non_loopback_sockets(tmp_path):
     """Offline is enforced: pytest-socket here, tests/offline_guard in subprocesses."""
     assert socket.socket.connect.__name__ == "guarded_connect", "pytest-socket is not active"
-    with socket.socket() as s, pytest.raises(Exception, match="192.0.2.1"):
+    with socket.socket() as s, pytest.warns(UserWarning), pytest.raises(Exception, match="192.0.2.1"):
         s.connect(("192.0.2.1", 9))  # TEST-NET-1: refused before any packet is sent
     probe = ("import socket\ns = socket.socket()\n"
              "try:\n    s.connect(('192.0.2.1', 9))\nexcept ConnectionRefusedError as e:\n    print('refused', e)\n")

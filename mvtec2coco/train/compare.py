@@ -65,10 +65,9 @@ def markdown(runs: list[dict]) -> str:
 
 
 def plot_curves(runs: list[dict], path: Path) -> Path:
-    import matplotlib
+    from ..plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for r in runs:
@@ -78,8 +77,4 @@ def plot_curves(runs: list[dict], path: Path) -> Path:
     ax1.set(title="training loss", xlabel="epoch")
     ax2.set(title="validation balanced accuracy", xlabel="epoch", ylim=(0, 1.02))
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -59,10 +59,9 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
-    import matplotlib
+    from ..plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     m = np.asarray(matrix)
     size = 1.2 + 0.7 * len(classes)
@@ -77,7 +76,4 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, titl
         for j in range(m.shape[1]):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
