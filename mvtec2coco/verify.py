@@ -289,10 +289,10 @@ def _unpaired(folder: Path) -> list[str]:
     from ultralytics.data.utils import img2label_paths
 
     images = sorted(p for p in (folder / "images").rglob("*") if p.is_file())
-    labels = {Path(p) for p in img2label_paths([str(p) for p in images])}
-    present = {p for p in (folder / "labels").rglob("*.txt")}
-    lonely = [f"no label for {p}" for p, lb in zip(images, img2label_paths([str(p) for p in images]))
-              if Path(lb) not in present]
+    expected = [Path(p) for p in img2label_paths([str(p) for p in images])]
+    labels = set(expected)
+    present = set((folder / "labels").rglob("*.txt"))
+    lonely = [f"no label for {p}" for p, lb in zip(images, expected) if lb not in present]
     lonely += [f"no image for {p}" for p in sorted(present - labels)]
     return lonely[:MAX_LISTED]
 

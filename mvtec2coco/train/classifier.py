@@ -26,7 +26,7 @@ from ..parallel import default_workers
 from . import distributed
 from .config import ExperimentConfig
 from .data import ClassifierDataset, ImageCache, build_augment, make_splits
-from .longtail import BCLLoss, build_loss, class_balanced_sampler, class_counts
+from .longtail import build_loss, class_balanced_sampler, class_counts
 from .metrics import classification_metrics, plot_confusion
 from .models import build_model, parameter_groups
 
@@ -260,4 +260,4 @@ def _progress(enabled: bool, total: int):
     return progress, progress.add_task("training", total=total)
 
 
-__all__ = ["BCLLoss", "evaluate", "predict", "train"]
+__all__ = ["evaluate", "predict", "train"]

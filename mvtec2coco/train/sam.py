@@ -266,7 +266,8 @@ def train_sam(train_file: Path, val_file: Path | None, out: Path, cfg: SamTrainC
     items = [img for img in train_set.images if train_set.anns.get(img["id"])]
     if not items:
         raise OptionError("the training COCO file has no annotations", train_file)
-    targets: dict[int, torch.Tensor] = {}
+    targets: dict[int, torch.Tensor] = {}  # image id -> soft low-resolution targets of its instances
+    full_masks: dict[int, list[np.ndarray]] = {}  # image id -> full-resolution masks (for point prompts)
     eval_sets = {name: load_coco(f) for name, f in (("val", val_file), ("test", test_file)) if f}
     before = {name: evaluate_sam(sam, s, cache, transform) for name, s in eval_sets.items()}
     for p in sam.parameters():
@@ -301,11 +302,11 @@ def train_sam(train_file: Path, val_file: Path | None, out: Path, cfg: SamTrainC
                 emb = cache.get(train_set.images_dir / img["file_name"]).to(device).float()
                 t_cache += time.perf_counter() - tc
                 if img["id"] not in targets:
-                    full = train_set.masks(img["id"])
-                    targets[img["id"]] = torch.as_tensor(np.stack([low_res_target(m, size) for m in full]))
-                    targets[img["id"], "full"] = full  # type: ignore[index]
+                    full_masks[img["id"]] = train_set.masks(img["id"])
+                    targets[img["id"]] = torch.as_tensor(np.stack([low_res_target(m, size)
+                                                                   for m in full_masks[img["id"]]]))
                 target = targets[img["id"]][: len(anns)].to(device)
-                full = targets[img["id"], "full"][: len(anns)]  # type: ignore[index]
+                full = full_masks[img["id"]][: len(anns)]
                 shape = (img["height"], img["width"])
                 boxes = jitter_boxes(_boxes_xyxy(anns), cfg.box_jitter, *shape, rng)
                 points = sample_points(full, boxes, cfg.points_inside, cfg.points_outside, rng)

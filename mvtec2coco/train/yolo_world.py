@@ -10,7 +10,7 @@ per-class AP, precision and recall on val and test).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -141,7 +141,7 @@ def text_table(names: list[str], texts: list[str], cfg: DetectorConfig) -> dict:
         encoder = ClipTextEncoder(cfg.clip_weights)
     else:
         raise OptionError(f"unknown text encoder '{cfg.text_encoder}'", hint="use clip, random or clip-random")
-    words = {**{n: class_words(n, cfg.class_words) for n in names}}
+    words = {n: class_words(n, cfg.class_words) for n in names}
     by_name = class_embeddings(names, encoder, cfg.templates, cfg.category, words, cfg.seed)
     return {t: by_name[n] for n, t in zip(names, texts)}
 
@@ -269,4 +269,4 @@ def predict_detector(weights: Path, images: list[Path], out: Path, conf: float =
     return path
 
 
-__all__ = ["DetectorConfig", "evaluate_detector", "predict_detector", "train_detector", "asdict"]
+__all__ = ["DetectorConfig", "evaluate_detector", "predict_detector", "train_detector"]
