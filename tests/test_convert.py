@@ -127,13 +127,14 @@ def test_coco_loads_and_cocoeval_gt_vs_gt_is_perfect(converted_all):
                                                               "bottle/contamination", "grid/bent", "grid/thread"])])
 def test_class_modes_verify(tiny_mvtec, tmp_path, mode, expected):
     out = tmp_path / mode
-    report = convert(load_dataset(tiny_mvtec), out, ConvertOptions(formats=("yolo-seg", "coco"), classes=mode))
+    report = convert(load_dataset(tiny_mvtec), out, ConvertOptions(formats=parse_formats("all"), classes=mode))
     assert report["classes"] == expected
     import yaml
 
     names = yaml.safe_load((out / "yolo-seg" / "data.yaml").read_text())["names"]
     assert list(names.values()) == expected
-    assert verify(out)["passed"]
+    result = verify(out)
+    assert result["passed"] and set(result["formats"]) == {"yolo", "yolo-seg", "coco"}
 
 
 def test_converting_twice_gives_identical_bytes(tiny_mvtec, tmp_path):
@@ -281,3 +282,26 @@ def test_verify_catches_a_broken_output(converted_all, tmp_path):
     assert any("stray" in p for p in report["formats"]["yolo"]["unpaired"])
     assert report["formats"]["coco"]["missing"] == 1 and report["formats"]["coco"]["extra"] == 1
     assert not report["passed"]
+
+
+def test_ctrl_c_leaves_no_partial_output(bottle, tmp_path):
+    """Interrupt a real conversion once its staging folder exists: nothing may remain."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "mvtec2coco", "convert", str(bottle), "--format", "all",
+                             "--images", "copy", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".out.tmp-*")) and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "conversion finished before it could be interrupted"
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
