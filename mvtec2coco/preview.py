@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .errors import VerificationError
+from .imageio import read_header
 from .verify import find_outputs
 
 TILE = 320
@@ -73,7 +74,8 @@ def _yolo_items(folder: Path, subset: str | None, fmt: str) -> list:
         if not image.is_file() or (subset and rel.parts[0] != subset):
             continue
         label = (folder / "labels" / rel).with_suffix(".txt")
-        h, w = cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2]
+        header = read_header(image)  # the size only: the tile decodes the image once, later
+        h, w = header.height, header.width
         anns = []
         for line in label.read_text().splitlines() if label.is_file() else []:
             values = [float(v) for v in line.split()]

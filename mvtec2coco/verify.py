@@ -180,21 +180,21 @@ def _check_one(args) -> ImageCheck:
     return check
 
 
-_COCO_CACHE: dict[str, object] = {}
+_COCO_CACHE: dict[str, tuple] = {}  # path -> (COCO, file_name -> image record)
 
 
 def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[int], list[np.ndarray]]:
     from pycocotools.coco import COCO
 
     path = str(folder / "annotations" / f"instances_{subset}.json")
-    if path not in _COCO_CACHE:
+    if path not in _COCO_CACHE:  # load each file once per process, with its file-name index
         import contextlib
         import io
 
         with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
-            _COCO_CACHE[path] = COCO(path)
-    coco = _COCO_CACHE[path]
-    by_name = {img["file_name"]: img for img in coco.dataset["images"]}  # type: ignore[attr-defined]
+            loaded = COCO(path)
+        _COCO_CACHE[path] = (loaded, {img["file_name"]: img for img in loaded.dataset["images"]})
+    coco, by_name = _COCO_CACHE[path]
     image = by_name.get(sample.relpath)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
