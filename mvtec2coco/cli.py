@@ -455,16 +455,6 @@ SamCheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Local SAM c
 SamTypeOpt = Annotated[str, typer.Option("--model-type", help="vit_b, vit_l, vit_h, or tiny (tests, CPU smoke runs).")]
 
 
-def _sam_config(config: Path | None, overrides: dict) -> dict:
-    import yaml
-
-    values = yaml.safe_load(config.read_text()) if config else {}
-    if config and not isinstance(values, dict):
-        raise Mvtec2CocoError("config is not a mapping", config)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return values
-
-
 @train_app.command("sam")
 def train_sam_cmd(
     train: Annotated[Path, typer.Option("--train", help="COCO file of the training subset (from `convert`).")],
@@ -486,14 +476,10 @@ def train_sam_cmd(
     Example: mvtec2coco train sam --train out/coco/annotations/instances_train.json
     --val out/coco/annotations/instances_val.json --checkpoint sam_vit_b_01ec64.pth --model-type vit_b
     """
-    from .train.sam import SamTrainConfig, train_sam
+    from .train.sam import load_sam_config, train_sam
 
-    values = _sam_config(config, {"model_type": model_type, "checkpoint": checkpoint, "epochs": epochs,
-                                  "max_steps": max_steps, "lr": lr, "device": device})
-    try:
-        cfg = SamTrainConfig(**values)
-    except TypeError as exc:
-        raise Mvtec2CocoError(f"unknown SAM training setting: {exc}", config) from exc
+    cfg = load_sam_config(config, {"model_type": model_type, "checkpoint": checkpoint, "epochs": epochs,
+                                   "max_steps": max_steps, "lr": lr, "device": device})
     summary = train_sam(train, val, out, cfg, cache_dir, test, progress=True)
     _print_sam(summary["before"], summary["after"])
     out_console.print(f"steps {summary['steps']}, encoder calls {summary['encoder_calls']}, "
@@ -532,7 +518,8 @@ def eval_sam_cmd(
     """
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    from .train.sam import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained, pick_device
+    from .train.devices import pick_device
+    from .train.sam import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained
     from .train.sam_models import build_sam
 
     sam = build_sam(model_type, checkpoint).to(pick_device(device))

@@ -21,7 +21,8 @@ from ..datasets import load_dataset
 from ..errors import OptionError
 from ..imageio import is_image_file, load_mask
 from ..records import GOOD, Sample
-from ..train.data import MEAN, STD, ImageCache
+from ..train.data import ImageCache, normalize
+from ..train.devices import pick_device
 from .metrics import auroc, best_f1_threshold, pro_auc
 from .patchcore import PatchCore, PatchCoreConfig
 
@@ -30,7 +31,7 @@ TEST_SPLITS = ("test", "test_public")
 
 def _tensor(cache: ImageCache, paths: list[Path]) -> torch.Tensor:
     images = [torch.from_numpy(cache.get(p)).permute(2, 0, 1) for p in paths]
-    return (torch.stack(images).float() / 255.0 - MEAN) / STD
+    return normalize(torch.stack(images))
 
 
 def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: str | None):
@@ -51,8 +52,7 @@ def _category_samples(root: Path, category: str, layout: str | None) -> list[Sam
 def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: str | None = None,
         batch_size: int = 8, device: str = "auto", progress: bool = False) -> dict:
     """Fit PatchCore on the category's training good images and save the run."""
-    torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                ("cpu" if device == "auto" else device))
+    torch_device = pick_device(device)
     samples = _category_samples(root, category, layout)
     train = [s for s in samples if s.split == "train" and s.label == GOOD]
     if not train:

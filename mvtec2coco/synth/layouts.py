@@ -37,6 +37,12 @@ def _validation_count(spec: CategorySpec) -> int:
     return max(1, spec.train_good // 10)
 
 
+def _train_or_validation(spec: CategorySpec, index: int) -> tuple[str, int]:
+    """Layouts with a validation split take the last tenth of the train-good images for it."""
+    first_val = spec.train_good - _validation_count(spec)
+    return ("validation", index - first_val) if index >= first_val else ("train", index)
+
+
 def _items(spec: CategorySpec):
     """(split, label, index) for every sample of the spec, train first, in a fixed order."""
     for i in range(spec.train_good):
@@ -59,10 +65,10 @@ def plan_mvtec(specs: tuple[CategorySpec, ...]) -> Plan:
 def plan_mvtec2(specs: tuple[CategorySpec, ...]) -> Plan:
     plan = Plan()
     for spec in specs:
-        c, n_val, bad = spec.name, _validation_count(spec), 0
+        c, bad = spec.name, 0
         for split, label, i in _items(spec):
             if split == "train":
-                sub, idx = ("validation", i - (spec.train_good - n_val)) if i >= spec.train_good - n_val else ("train", i)
+                sub, idx = _train_or_validation(spec, i)
                 plan.jobs.append(Job(spec, split, label, i, f"{c}/{sub}/good/{idx:03d}_regular.png"))
             elif label == "good":
                 plan.jobs.append(Job(spec, split, label, i, f"{c}/test_public/good/{i:03d}_regular.png"))
@@ -81,10 +87,10 @@ def plan_loco(specs: tuple[CategorySpec, ...]) -> Plan:
     plan = Plan()
     kinds = ("logical_anomalies", "structural_anomalies")
     for spec in specs:
-        c, n_val, counters = spec.name, _validation_count(spec), {k: 0 for k in kinds}
+        c, counters = spec.name, {k: 0 for k in kinds}
         for split, label, i in _items(spec):
             if split == "train":
-                sub, idx = ("validation", i - (spec.train_good - n_val)) if i >= spec.train_good - n_val else ("train", i)
+                sub, idx = _train_or_validation(spec, i)
                 plan.jobs.append(Job(spec, split, label, i, f"{c}/{sub}/good/{idx:03d}.png"))
             elif label == "good":
                 plan.jobs.append(Job(spec, split, label, i, f"{c}/test/good/{i:03d}.png"))
@@ -100,11 +106,9 @@ def plan_loco(specs: tuple[CategorySpec, ...]) -> Plan:
 def plan_mvtec3d(specs: tuple[CategorySpec, ...]) -> Plan:
     plan = Plan()
     for spec in specs:
-        c, n_val = spec.name, _validation_count(spec)
+        c = spec.name
         for split, label, i in _items(spec):
-            sub, idx = split, i
-            if split == "train" and i >= spec.train_good - n_val:
-                sub, idx = "validation", i - (spec.train_good - n_val)
+            sub, idx = _train_or_validation(spec, i) if split == "train" else (split, i)
             folder = f"{c}/{sub}/{label}"
             style = "zero" if label == "good" else "binary"
             masks = (f"{folder}/gt/{idx:03d}.png",) if sub == "test" else ()

@@ -26,17 +26,10 @@ from ..parallel import default_workers
 from . import distributed
 from .config import ExperimentConfig
 from .data import ClassifierDataset, ImageCache, build_augment, make_splits
+from .devices import pick_device
 from .longtail import build_loss, class_balanced_sampler, class_counts
 from .metrics import classification_metrics, plot_confusion
 from .models import build_model, parameter_groups
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError(f"device '{name}' asked for but CUDA is not available", hint="use device: cpu or auto")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

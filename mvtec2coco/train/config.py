@@ -107,6 +107,16 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
+def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
+    """A YAML mapping of settings (or none) with the given non-None ``overrides`` on top."""
+    values = yaml.safe_load(Path(path).read_text()) if path else {}
+    if path and not isinstance(values, dict):
+        raise OptionError("config is not a mapping", path)
+    values = values or {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise OptionError(f"--set '{text}' is not key=value", hint="e.g. --set optim.lr=1e-4")

@@ -28,6 +28,11 @@ class Splits:
     subsets: dict[str, list[tuple[Sample, int]]]
 
 
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB (..., 3, H, W) -> float, ImageNet mean and std (what torchvision backbones expect)."""
+    return (images.float() / 255.0 - MEAN) / STD
+
+
 def class_of(sample: Sample, task: str, multi_category: bool) -> str:
     if sample.is_good:
         return GOOD
@@ -136,7 +141,7 @@ class ClassifierDataset(TorchDataset):
     def _view(self, image: torch.Tensor) -> torch.Tensor:
         if self.augment is not None:
             image = self.augment(image)
-        return (image.float() / 255.0 - MEAN) / STD
+        return normalize(image)
 
     def __getitem__(self, index: int):
         sample, label = self.items[index]

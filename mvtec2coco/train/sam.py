@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError
+from .devices import pick_device
 from .sam_models import SPECS, build_sam
 
 
@@ -75,6 +76,16 @@ class CocoSet:
         return [self.coco.annToMask(a) for a in self.anns.get(image_id, [])]  # type: ignore[attr-defined]
 
 
+def load_sam_config(path: Path | None, overrides: dict) -> SamTrainConfig:
+    """``configs/sam/*.yaml`` settings with command-line overrides on top."""
+    from .config import settings_from_yaml
+
+    try:
+        return SamTrainConfig(**settings_from_yaml(path, overrides))
+    except TypeError as exc:
+        raise OptionError(f"unknown SAM training setting: {exc}", path) from exc
+
+
 def load_coco(path: Path, images_dir: Path | None = None) -> CocoSet:
     """A COCO file from `convert`; images sit in ``images/<subset>/`` beside ``annotations/``."""
     from pycocotools.coco import COCO
@@ -91,12 +102,6 @@ def load_coco(path: Path, images_dir: Path | None = None) -> CocoSet:
         anns.setdefault(a["image_id"], []).append(a)
     cats = {c["id"]: c["name"] for c in coco.dataset["categories"]}
     return CocoSet(path, folder, sorted(coco.dataset["images"], key=lambda i: i["id"]), anns, cats, coco)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class EmbeddingCache:

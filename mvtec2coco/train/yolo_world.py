@@ -17,6 +17,7 @@ import yaml
 
 from ..errors import Mvtec2CocoError, OptionError
 from ..ultra import quiet_offline_ultralytics
+from .config import settings_from_yaml
 from .text_embeddings import (
     DEFAULT_TEMPLATES,
     ClipTextEncoder,
@@ -72,10 +73,7 @@ class DetectorConfig:
 
 
 def load_detector_config(path: Path | None, overrides: dict) -> DetectorConfig:
-    values = yaml.safe_load(Path(path).read_text()) if path else {}
-    if path and not isinstance(values, dict):
-        raise OptionError("config is not a mapping", path)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = settings_from_yaml(path, overrides)
     if "templates" in values:
         values["templates"] = tuple(values["templates"])
     try:
