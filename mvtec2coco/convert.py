@@ -147,7 +147,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         raise OptionError("nothing to convert: no labeled images", dataset.root)
     split = make_split(samples, options.split, options.seed)
     names = class_names(samples, options.classes)
-    warnings = list(dataset.warnings) + split.warnings
+    warnings = list(split.warnings)
     shared = shared_type_warning(samples, options.classes)
     if shared:
         warnings.append(shared)

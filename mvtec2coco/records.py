@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 GOOD = "good"
@@ -50,7 +50,6 @@ class Dataset:
     root: Path
     layout: str
     samples: tuple[Sample, ...]
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def categories(self) -> list[str]:

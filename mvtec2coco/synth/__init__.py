@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .generate import generate
 from .layouts import SYNTH_LAYOUTS
 from .presets import PRESETS
 
 __all__ = ["PRESETS", "SYNTH_LAYOUTS", "generate"]
-
-
-def default_path() -> Path:
-    return Path("demo") / "bottle"
