@@ -165,7 +165,8 @@ def test_every_config_loads_and_overrides_apply():
     assert len(CONFIGS) >= 7
     for path in CONFIGS:
         cfg = load_config(path, ["train.epochs=2", "optim.lr=0.5"])
-        assert cfg.train.epochs == 2 and cfg.optim.lr == 0.5 and cfg.name == path.stem or cfg.name
+        assert cfg.train.epochs == 2 and cfg.optim.lr == 0.5
+        assert cfg.name == path.stem, path  # each config names its run after its file
     first = load_config(CONFIGS[0])
     assert (first.model.arch, first.train.batch_size, first.optim.lr, first.train.epochs) == ("resnet18", 32, 1e-3, 30)
     with pytest.raises(Exception, match="unknown key"):
