@@ -1,8 +1,8 @@
 """One pass over the masks -> YOLO boxes, YOLO polygons and COCO JSON, written atomically.
 
 Each worker process takes one sample: it decodes the mask once, extracts the instances, writes
-the YOLO label files and places the image for every requested format, and hands back the COCO
-annotations, which the main process assembles per subset. Nothing is dropped silently: every
+the YOLO label files and places the image for every requested format, and hands back each COCO
+annotation already as JSON text, which the main process numbers and joins per subset. Nothing is dropped silently: every
 skipped image or instance is counted, by reason and class, in ``report.json``.
 """
 
@@ -12,24 +12,29 @@ import json
 import os
 import threading
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, supercategories
 from .errors import OptionError
 from .export import FORMATS, coco, yolo
 from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
+from .export.yolo import polygon_texts
 from .imageio import load_mask
-from .masks import decode_rle, instances, iou, polygon_to_mask, signed_area
-from .parallel import pmap
+from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, signed_area, yolo_polygons
+from .parallel import default_workers, pmap
 from .records import Dataset, Sample
-from .split import SUBSETS, Split, make_split, write_manifest
+from .split import SUBSETS, Split, make_split, manifest_text
 from .staging import staged_output
 
 COCO_MASKS = ("auto", "rle", "polygon")
+CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
 GOOD_MODES = ("include", "exclude")
 
 
@@ -67,55 +72,88 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
-@dataclass(frozen=True)
-class Task:
-    """What a worker does for one sample."""
+class Job(NamedTuple):
+    """One sample as a worker needs it: plain strings and numbers, cheap to send to a process."""
 
-    sample: Sample
-    subset: str
-    class_id: int | None
-    roots: dict[str, str]  # format -> staging folder
+    image: str
+    masks: tuple[str, ...]
+    width: int
+    height: int
+    image_rel: str  # images/<subset>/<path as in the dataset>
+    label_rel: str  # labels/<subset>/<same, .txt>
+    class_id: int | None  # None: a good image (its mask, if any, should be empty)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every job of one conversion shares."""
+
+    roots: tuple[tuple[str, str], ...]  # (format, staging folder)
     options: ConvertOptions
 
 
-@dataclass
-class SampleResult:
-    sample_id: str
-    annotations: list[dict] = field(default_factory=list)  # bbox, area, rle, polygon, hole_pixels
-    skipped_small: int = 0
-    skipped_on_good: int = 0
-    polygon_ious: list[float] = field(default_factory=list)
+class SampleResult(NamedTuple):
+    """What the main process needs back: COCO annotation text and the numbers for the report."""
+
+    coco: tuple[str, ...]  # each annotation's JSON from "segmentation" to its closing brace
+    areas: tuple[int, ...]
+    hole_pixels: tuple[int, ...]
+    skipped_small: int
+    skipped_on_good: int
+    polygon_ious: tuple[float, ...]
 
 
-def process_sample(task: Task) -> SampleResult:
-    """Decode, extract, write YOLO labels, place images; return COCO material (worker side)."""
-    s, opts = task.sample, task.options
-    result = SampleResult(s.id)
-    found = instances(load_mask(s.masks, s.height, s.width), opts.simplify) if s.masks else []
-    box_lines, seg_lines = [], []
-    for inst in found:
-        if task.class_id is None:  # defect pixels in a "good" image's mask: no class to give them
-            result.skipped_on_good += 1
-            continue
-        if inst.area < opts.min_area:
-            result.skipped_small += 1
-            continue
-        polygon = inst.coco_polygons()
-        if opts.simplify > 0 and not inst.has_holes:
-            exact = decode_rle(inst.rle)
-            result.polygon_ious.append(iou(polygon_to_mask(polygon, s.height, s.width), exact))
-        hole_pixels = int(round(sum(abs(signed_area(h)) for h in inst.holes)))
-        result.annotations.append({"bbox": inst.bbox, "area": inst.area, "rle": inst.rle,
-                                   "polygon": polygon, "hole_pixels": hole_pixels})
-        box_lines.append(yolo.box_line(task.class_id, inst.bbox, s.width, s.height))
-        if "yolo-seg" in task.roots:
-            seg_lines.append(yolo.polygon_line(task.class_id, inst.yolo_polygon(), s.width, s.height))
-    image_rel, label_rel = image_relpath(task.subset, s.relpath), label_relpath(task.subset, s.relpath)
-    for fmt, root in task.roots.items():
-        place_image(s.image, _in_folder(root, image_rel), opts.images)
-        if fmt in ("yolo", "yolo-seg"):
-            yolo.write_labels(_in_folder(root, label_rel), box_lines if fmt == "yolo" else seg_lines)
-    return result
+def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
+    """Decode, extract, write YOLO labels, place images; return COCO text (worker side).
+
+    A chunk of samples at a time: the geometry of all their masks runs as one batch of array
+    operations (``masks.instances_of_masks``, ``yolo_polygons``, ``polygon_texts``).
+    """
+    opts, formats = context.options, dict(context.roots)
+    masked = [k for k, job in enumerate(jobs) if job.masks]
+    found: list[list[Instance]] = [[] for _ in jobs]
+    decoded = (load_mask(jobs[k].masks, jobs[k].height, jobs[k].width, zero_one=False) for k in masked)
+    for k, regions in zip(masked, instances_of_masks(decoded, opts.simplify)):
+        found[k] = regions
+    kept = [[i for i in regions if i.area >= opts.min_area] if job.class_id is not None else []
+            for job, regions in zip(jobs, found)]
+    seg_lines: list[list[str]] = [[] for _ in jobs]
+    if "yolo-seg" in formats:
+        owners = [k for k, regions in enumerate(kept) for _ in regions]
+        flat = [i for regions in kept for i in regions]
+        texts = polygon_texts(yolo_polygons(flat), [(jobs[k].width, jobs[k].height) for k in owners])
+        for k, text in zip(owners, texts):
+            seg_lines[k].append(f"{jobs[k].class_id} {text}")
+    results = []
+    for job, regions, mine, lines in zip(jobs, found, kept, seg_lines):
+        holes = tuple(int(round(sum(abs(signed_area(h)) for h in i.holes))) for i in mine)
+        ious: list[float] = []
+        if opts.simplify > 0:
+            for inst in mine:
+                if not inst.has_holes:
+                    ious.append(iou(polygon_to_mask(inst.coco_polygons(), job.height, job.width), decode_rle(inst.rle)))
+        annotations: tuple[str, ...] = ()
+        if "coco" in formats:
+            annotations = tuple(coco.annotation_tail(_segmentation(inst, hole, opts.coco_masks), inst.area, inst.bbox)
+                                for inst, hole in zip(mine, holes))
+        for fmt, root in context.roots:
+            place_image(job.image, _in_folder(root, job.image_rel), opts.images)
+            if fmt == "yolo":
+                yolo.write_labels(_in_folder(root, job.label_rel),
+                                  [yolo.box_line(job.class_id, i.bbox, job.width, job.height) for i in mine])
+            elif fmt == "yolo-seg":
+                yolo.write_labels(_in_folder(root, job.label_rel), lines)
+        on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
+        results.append(SampleResult(annotations, tuple(i.area for i in mine), holes,
+                                    len(regions) - len(mine) - on_good, on_good, tuple(ious)))
+    return results
+
+
+def _segmentation(inst: Instance, hole_pixels: int, mode: str) -> str:
+    """RLE for holes (a COCO polygon cannot hold one) or when asked; polygons otherwise."""
+    if mode == "rle" or (mode == "auto" and hole_pixels > 0):
+        return coco.rle_json(inst.rle)
+    return coco.polygons_json([inst.outer])
 
 
 _MADE: set[str] = set()  # folders this process has created (or seen) in the staging tree
@@ -123,8 +161,8 @@ _MADE: set[str] = set()  # folders this process has created (or seen) in the sta
 
 def _in_folder(root: str, rel: str) -> str:
     """``root/rel``, creating its folder on first use; folders are made by the workers, in parallel."""
-    path = os.path.join(root, rel)
-    folder = os.path.dirname(path)
+    path = f"{root}/{rel}"
+    folder = path[: path.rindex("/")]
     if folder not in _MADE:
         os.makedirs(folder, exist_ok=True)
         _MADE.add(folder)
@@ -145,6 +183,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         samples = [s for s in samples if not s.is_good]
     if not samples:
         raise OptionError("nothing to convert: no labeled images", dataset.root)
+    samples.sort(key=lambda s: s.id)
     split = make_split(samples, options.split, options.seed)
     names = class_names(samples, options.classes)
     warnings = list(split.warnings)
@@ -154,49 +193,64 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     multi = len(options.formats) > 1
     with staged_output(out, overwrite) as tmp:
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
-        tasks = _tasks(samples, split, names, roots, options)
+        context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
+        jobs = _jobs(samples, split, names, options)
         # The main process is idle while workers run: let it create the mirrored folders meanwhile
         # (workers create any folder they reach first; both sides tolerate the other).
-        maker = threading.Thread(target=_make_folders, args=(tasks,), daemon=True)
+        maker = threading.Thread(target=_make_folders, args=(context, jobs), daemon=True)
         maker.start()
-        results = {r.sample_id: r for r in pmap(process_sample, tasks, options.workers,
-                                                "Converting" if progress else None)}
-        maker.join()
+        try:
+            results = _run_jobs(context, jobs, options.workers, progress)
+        finally:  # on an error too: the staging folder can only be removed once nothing writes in it
+            maker.join()
         report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
+        manifest = manifest_text(samples, split)
+        report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
             if fmt == "coco":
-                _write_coco(root, samples, split, names, results, options)
+                _write_coco(root, samples, split, names, jobs, results, options)
             else:
                 _write_yaml(root, finals[fmt], names, split)
-            write_manifest(root / "split.csv", samples, split)
-            _write_json(root / "report.json", report)
+            (root / "split.csv").write_text(manifest)
+            (root / "report.json").write_text(report_text)
         if multi:
-            write_manifest(tmp / "split.csv", samples, split)
-            _write_json(tmp / "report.json", report)
+            (tmp / "split.csv").write_text(manifest)
+            (tmp / "report.json").write_text(report_text)
     return report
 
 
-def _make_folders(tasks: list[Task]) -> None:
+def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool) -> list[SampleResult]:
+    """``process_chunk`` over chunks of ``jobs`` in worker processes; results in job order."""
+    workers = workers or default_workers()
+    size = max(1, min(CHUNK, len(jobs) // (4 * workers)))
+    chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
+    done = pmap(partial(process_chunk, context), chunks, workers, "Converting" if progress else None, chunksize=1,
+                initializer=keep_freed_memory, sizes=[len(c) for c in chunks])
+    return [result for chunk in done for result in chunk]
+
+
+def _make_folders(context: Context, jobs: list[Job]) -> None:
     folders = set()
-    for t in tasks:
-        rels = [image_relpath(t.subset, t.sample.relpath), label_relpath(t.subset, t.sample.relpath)]
-        for fmt, root in t.roots.items():
-            for rel in rels[: 1 if fmt == "coco" else 2]:
-                folders.add(os.path.dirname(os.path.join(root, rel)))
+    for fmt, root in context.roots:
+        for job in jobs:
+            folders.add(os.path.dirname(os.path.join(root, job.image_rel)))
+            if fmt != "coco":
+                folders.add(os.path.dirname(os.path.join(root, job.label_rel)))
     for folder in sorted(folders, key=lambda f: (f.count(os.sep), f)):
         os.makedirs(folder, exist_ok=True)
 
 
-def _tasks(samples: list[Sample], split: Split, names: list[str], roots: dict[str, Path],
-           options: ConvertOptions) -> list[Task]:
+def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions) -> list[Job]:
+    """One job per sample, in the (sorted) order of ``samples``."""
     index = {n: i for i, n in enumerate(names)}
-    folders = {fmt: str(root) for fmt, root in roots.items()}
-    tasks = []
-    for s in sorted(samples, key=lambda s: s.id):
+    jobs = []
+    for s in samples:
         name = class_name(s, options.classes)
-        tasks.append(Task(s, split.subsets[s.id], index[name] if name is not None else None, folders, options))
-    return tasks
+        subset, relpath = split.subsets[s.id], s.relpath
+        jobs.append(Job(str(s.image), tuple(map(str, s.masks)), s.width, s.height, image_relpath(subset, relpath),
+                        label_relpath(subset, relpath), index[name] if name is not None else None))
+    return jobs
 
 
 def _subset_paths(split: Split) -> dict[str, str]:
@@ -212,58 +266,41 @@ def _write_yaml(root: Path, final_root: Path, names: list[str], split: Split) ->
     yolo.write_data_yaml(root, final_root, names, _subset_paths(split))
 
 
-def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str],
-                results: dict[str, SampleResult], options: ConvertOptions) -> None:
+def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], jobs: list[Job],
+                results: list[SampleResult], options: ConvertOptions) -> None:
     supers = supercategories(samples, options.classes)
-    ids = {n: i + 1 for i, n in enumerate(names)}
     for subset in SUBSETS:
-        members = [s for s in sorted(samples, key=lambda s: s.id) if split.subsets[s.id] == subset]
+        members = [k for k, s in enumerate(samples) if split.subsets[s.id] == subset]
         if not members:
             continue
-        images = []
-        for s in members:
-            name = class_name(s, options.classes)
-            anns = tuple(
-                {"category_id": ids[name], "area": a["area"], "bbox": a["bbox"],
-                 "segmentation": _segmentation(a, options.coco_masks)}
-                for a in results[s.id].annotations
-            )
-            images.append(coco.CocoImage(s.relpath, s.width, s.height, anns))
-        coco.write(root / "annotations" / f"instances_{subset}.json", coco.build(images, names, supers, subset))
-
-
-def _segmentation(annotation: dict, mode: str):
-    """RLE for holes (a COCO polygon cannot hold one) or when asked; polygons otherwise."""
-    if mode == "rle" or (mode == "auto" and annotation["hole_pixels"] > 0):
-        return annotation["rle"]
-    return annotation["polygon"]
+        images = [coco.CocoImage(samples[k].relpath, jobs[k].width, jobs[k].height,
+                                 (jobs[k].class_id or 0) + 1, results[k].coco) for k in members]
+        coco.write(root / "annotations" / f"instances_{subset}.json", images, names, supers, subset)
 
 
 def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], split: Split,
-            names: list[str], results: dict[str, SampleResult], skipped: dict, warnings: list[str]) -> dict:
+            names: list[str], results: list[SampleResult], skipped: dict, warnings: list[str]) -> dict:
     images: dict[str, Counter] = defaultdict(Counter)
     written: dict[str, Counter] = defaultdict(Counter)
     small: Counter = Counter()
     holes = hole_pixels = on_good = 0
-    for s in samples:
+    for s, r in zip(samples, results):
         subset, name = split.subsets[s.id], class_name(s, options.classes)
         images[subset][name or "good"] += 1
-        r = results[s.id]
-        if r.annotations:
-            written[subset][name] += len(r.annotations)
+        if r.areas:
+            written[subset][name] += len(r.areas)
         if r.skipped_small:
             small[name] += r.skipped_small
         on_good += r.skipped_on_good
-        holed = [a for a in r.annotations if a["hole_pixels"] > 0]
-        holes += len(holed)
-        hole_pixels += sum(a["hole_pixels"] for a in holed)
+        holes += sum(1 for p in r.hole_pixels if p > 0)
+        hole_pixels += sum(r.hole_pixels)
     if small:
         skipped["instances_below_min_area"] = dict(sorted(small.items()))
     if on_good:
         skipped["instances_in_masks_of_good_images"] = on_good
         warnings = [*warnings, f"{on_good} defect region(s) found in masks of 'good' images were not written; "
                     "run `mvtec2coco validate` to list them"]
-    total = sum(len(r.annotations) for r in results.values())
+    total = sum(len(r.areas) for r in results)
     coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
     report = {
         "tool": "mvtec2coco",
@@ -281,12 +318,8 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
         "skipped": skipped,
         "warnings": warnings,
     }
-    ious = [v for r in results.values() for v in r.polygon_ious]
+    ious = [v for r in results for v in r.polygon_ious]
     if options.simplify > 0 and ious:
         report["simplify"] = {"tolerance_px": options.simplify, "polygon_iou_mean": round(float(np.mean(ious)), 6),
                               "polygon_iou_min": round(float(np.min(ious)), 6)}
     return report
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

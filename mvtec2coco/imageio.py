@@ -7,6 +7,7 @@ IEND chunk, JPEG's EOI marker) so that a half-copied dataset fails before conver
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,27 +37,36 @@ class ImageHeader:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return is_image_name(path.name)
+
+
+def is_image_name(name: str) -> bool:
+    """An image file name (by suffix), hidden files excluded; a string test, no Path needed."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
 def read_header(path: Path) -> ImageHeader:
     """Return the size of an image from its header, raising ``BrokenFileError`` if unreadable."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(33)
+        fd = os.open(path, os.O_RDONLY)  # raw reads: a buffered file object cost more than the I/O
+        try:
+            head = os.pread(fd, 33, 0)
             if head.startswith(PNG_SIGNATURE):
-                return _png_header(path, fh, head)
+                size = os.fstat(fd).st_size
+                return _png_header(path, head, os.pread(fd, 12, max(0, size - 12)))
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise BrokenFileError(f"cannot read file: {exc.strerror}", path) from exc
     return _pil_header(path)
 
 
-def _png_header(path: Path, fh, head: bytes) -> ImageHeader:
+def _png_header(path: Path, head: bytes, tail: bytes) -> ImageHeader:
     if len(head) < 33 or head[12:16] != b"IHDR":
         raise BrokenFileError("PNG header is cut short", path, "copy the file again")
     width, height, _depth, colour = struct.unpack(">IIBB", head[16:26])
-    fh.seek(-12, 2)
-    if fh.read(12)[4:] != PNG_IEND:
+    if tail[4:] != PNG_IEND:
         raise BrokenFileError("PNG file is truncated (no IEND chunk)", path, "copy the file again")
     if colour not in PNG_CHANNELS or width == 0 or height == 0:
         raise BrokenFileError(f"PNG header is invalid (colour type {colour})", path)
@@ -112,13 +122,19 @@ def binary_mask(raw: np.ndarray) -> np.ndarray:
     return (raw > 0).astype(np.uint8)
 
 
-def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int) -> np.ndarray:
-    """Merge the sample's mask files into one 0/1 uint8 array of the image's size."""
+def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zero_one: bool = True) -> np.ndarray:
+    """Merge the sample's mask files into one uint8 array of the image's size.
+
+    With ``zero_one`` the values are 0/1. Without it, any non-zero value is defect and a single
+    8-bit grey mask comes back as stored: ``masks.instances`` needs no more, and a full-frame
+    threshold per mask costs a large share of a whole conversion.
+    """
     from .errors import SizeMismatchError
 
     merged: np.ndarray | None = None
     for path in paths:
-        mask = binary_mask(read_mask_raw(path))
+        raw = read_mask_raw(path)
+        mask = raw if (not zero_one and raw.ndim == 2 and raw.dtype == np.uint8) else binary_mask(raw)
         if mask.shape != (height, width):
             raise SizeMismatchError(
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path

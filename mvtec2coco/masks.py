@@ -3,15 +3,13 @@
 Conventions (see DESIGN.md): pixel (r, c) covers [c, c+1) x [r, r+1). A box is
 ``[x_min, y_min, x_max - x_min + 1, y_max - y_min + 1]`` over the region's pixels.
 
-Polygons trace pixel *edges*, not pixel centres. Each region is drawn on a doubled grid where
-pixel (r, c) becomes the closed square [2c, 2c+2] x [2r, 2r+2]; OpenCV traces the grid points on
-the boundary of that union of squares, which are exactly the pixel corners and edge midpoints.
-OpenCV's tracer cuts concave corners with a diagonal step, so each diagonal step gets its corner
-back, then collinear points are dropped. The result (``Instance.outer``/``holes``) is the exact
-outline of the pixels: its shoelace area equals the pixel count, and pycocotools rasterises it
-back to the same pixels (IoU 1.0 measured on every generated region, single pixels included).
-Centre-traced contours (``cv2.findContours`` on the mask itself) lose half a pixel all around:
-IoU 0 for 1-2 pixel regions and ~0.85 for a 10-pixel blob under pycocotools.
+Polygons trace pixel *edges*, not pixel centres (``outlines.pixel_edge_rings``: OpenCV's
+centre contour turned into pixel corners by a lookup table). The result (``Instance.outer`` /
+``holes``) is the exact outline of the pixels: its shoelace area equals the pixel count, and
+pycocotools rasterises it back to the same pixels (IoU 1.0 on every generated region, single
+pixels included). Centre-traced contours (``cv2.findContours`` on the mask itself) lose half a
+pixel all around: IoU 0 for 1-2 pixel regions and ~0.85 for a 10-pixel blob under pycocotools.
+RLE and areas are read off the same outlines, so no region is ever rasterised to build them.
 
 ultralytics rasterises YOLO polygons differently (``polygon2mask``: coordinates truncated to int,
 then ``cv2.fillPoly``, which includes boundary pixels), so the exact outline gains a pixel on the
@@ -24,11 +22,14 @@ zero-width bridge (a "keyhole") so that one YOLO polygon carries them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from .outlines import Rings, cyclic_neighbours, pixel_edge_rings
 
 YOLO_INSET = 0.05  # px; larger than the rounding of 6-decimal normalised coords up to 10,000 px
 
@@ -65,16 +66,14 @@ class Instance:
 
     def yolo_polygon(self) -> np.ndarray:
         """One (N, 2) polygon in pixels for YOLO-seg: inset outline with holes keyholed in."""
-        outer = inset_ring(self.outer, YOLO_INSET, foreground_inside=True)
-        holes = [inset_ring(h, YOLO_INSET, foreground_inside=False) for h in self.holes]
-        return join_holes(outer, holes)
+        return yolo_polygons([self])[0]
 
 
 def to_binary(mask: np.ndarray) -> np.ndarray:
     """A C-contiguous uint8 array whose non-zero pixels are the defect pixels (any channel > 0).
 
     A 2-D uint8 mask is used as it is: OpenCV's contour tracing treats every non-zero value as
-    foreground, and each region's crop is made 0/1 later, which is far cheaper than a full frame.
+    foreground, and nothing else reads the pixels, so no full-frame threshold is needed.
     """
     if mask.ndim == 2 and mask.dtype == np.uint8:
         return np.ascontiguousarray(mask)
@@ -87,114 +86,125 @@ def instances(mask: np.ndarray, simplify: float = 0.0) -> list[Instance]:
     """All 8-connected regions of ``mask`` as instances, in raster order of their first pixel.
 
     ``simplify`` > 0 applies Douglas-Peucker with that tolerance (px) to the polygons; boxes,
-    areas and RLE stay exact.
+    areas and RLE stay exact. See ``instances_of_masks``.
     """
-    binary = to_binary(mask)
-    height, width = binary.shape
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return instances_of_masks([mask], simplify)[0]
+
+
+def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> list[list[Instance]]:
+    """``instances`` of several masks, with the array work done once for all of them.
+
+    Each mask is only traced by ``cv2.findContours`` (one pass finds every region and hole) and
+    can be freed right after, so ``masks`` may be a generator that decodes them one by one.
+    ``outlines.pixel_edge_rings`` then turns every contour of every mask into exact outlines at
+    once, and areas and RLE are read off those outlines, so no region is ever rasterised. Batching
+    matters because the arrays per mask are small: numpy's fixed cost per call dominated.
+    """
+    traced = [_trace(m) for m in masks]
+    contours = [c for cs, _, _ in traced for c in cs]
     if not contours:
-        return []
-    tops = [c for c, h in zip(contours, hierarchy[0]) if h[3] < 0]
-    tops.sort(key=lambda c: (int(c[0, 0, 1]), int(c[0, 0, 0])))
-    boxes = [cv2.boundingRect(c) for c in tops]
-    firsts = np.array([c[0, 0] for c in tops])
-    found = []
-    for i, (contour, (x, y, w, h)) in enumerate(zip(tops, boxes)):
-        crop = _isolate(binary, contour, x, y, w, h, firsts, i)
-        outer, holes = trace_rings(crop, x, y)
-        if simplify > 0:
-            outer = simplify_ring(outer, simplify)
-            holes = [simplify_ring(r, simplify) for r in holes]
-        found.append(
-            Instance(
-                bbox=(x, y, w, h),
-                area=int(cv2.countNonZero(crop)),
-                rle=rle_from_crop(crop, x, y, height, width),
-                outer=outer,
-                holes=tuple(holes),
-            )
-        )
+        return [[] for _ in traced]
+    rings = pixel_edge_rings(contours)
+    vertices = rings.split()
+    region_of = np.empty(len(contours), np.int64)
+    tops_of, holes_of, sizes = [], [], []
+    base = 0
+    for cs, parents, size in traced:
+        tops = sorted(np.flatnonzero(parents < 0).tolist(), key=lambda i: (int(cs[i][0, 0, 1]), int(cs[i][0, 0, 0])))
+        first = len(sizes)
+        holes: list[list[int]] = [[] for _ in tops]
+        for r, i in enumerate(tops):
+            region_of[base + i] = first + r
+        for i in np.flatnonzero(parents >= 0).tolist():
+            r = region_of[base + parents[i]] - first
+            region_of[base + i] = first + r
+            holes[r].append(base + i)
+        tops_of.append([base + i for i in tops])
+        holes_of.extend(holes)
+        sizes.extend([size] * len(tops))
+        base += len(cs)
+    rles, areas = _region_rles(rings, region_of, np.array(sizes, np.int64).reshape(-1, 2))
+    found: list[list[Instance]] = []
+    region = 0
+    for tops in tops_of:
+        mine = []
+        for top in tops:
+            outer = vertices[top].astype(np.float64)
+            holes = [vertices[i].astype(np.float64) for i in holes_of[region]]
+            low, high = vertices[top].min(axis=0).tolist(), vertices[top].max(axis=0).tolist()
+            if simplify > 0:
+                outer = simplify_ring(outer, simplify)
+                holes = [simplify_ring(h, simplify) for h in holes]
+            mine.append(Instance(bbox=(low[0], low[1], high[0] - low[0], high[1] - low[1]), area=areas[region],
+                                 rle=rles[region], outer=outer, holes=tuple(holes)))
+            region += 1
+        found.append(mine)
     return found
 
 
-def _isolate(binary, contour, x, y, w, h, firsts, index) -> np.ndarray:
-    """The region's own pixels inside its box (other regions' pixels removed)."""
-    crop = binary[y : y + h, x : x + w]
-    inside = cv2.drawContours(np.zeros((h, w), np.uint8), [contour], -1, 1, thickness=-1, offset=(-x, -y))
-    region = ((crop != 0) & (inside != 0)).view(np.uint8)
-    others = np.delete(firsts, index, axis=0)
-    intruders = (others[:, 0] >= x) & (others[:, 0] < x + w) & (others[:, 1] >= y) & (others[:, 1] < y + h)
-    if intruders.any():  # another region sits in a hole of this one: keep only our component
-        _, labels = cv2.connectedComponents(region, connectivity=8)
-        fx, fy = contour[0, 0]
-        region = (labels == labels[fy - y, fx - x]).astype(np.uint8)
-    return region
+_BAND = 64  # rows per band when looking for the rows that hold any defect
 
 
-def trace_rings(crop: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[Ring, list[Ring]]:
-    """Exact pixel-edge outline and holes of one 8-connected region given as a 0/1 crop."""
-    h, w = crop.shape
-    grid = np.zeros((2 * h + 3, 2 * w + 3), np.uint8)
-    grid[2 : 2 * h + 1 : 2, 2 : 2 * w + 1 : 2] = crop
-    grid = cv2.dilate(grid, np.ones((3, 3), np.uint8))
-    contours, hierarchy = cv2.findContours(grid, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    offset = np.array([x0, y0], dtype=np.float64)
-    outer, holes = None, []
-    for contour, link in zip(contours, hierarchy[0]):
-        ring = (_restore_corners(contour.reshape(-1, 2), grid) - 1) / 2.0 + offset
-        if link[3] < 0:
-            outer = ring
-        else:
-            holes.append(ring)
-    assert outer is not None, "a non-empty crop always has an outer boundary"
-    return outer, holes
+def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, int]]:
+    """OpenCV contours (outer borders and holes), their parent indices, and the mask's (h, w).
 
-
-def _restore_corners(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Replace each diagonal step by the two axis steps around the corner that is foreground,
-    then keep only the points where the direction changes."""
-    nxt = _next(points)
-    diagonal = np.nonzero((points[:, 0] != nxt[:, 0]) & (points[:, 1] != nxt[:, 1]))[0]
-    if diagonal.size:
-        a, b = points[diagonal], nxt[diagonal]
-        first = np.stack([b[:, 0], a[:, 1]], axis=1)
-        second = np.stack([a[:, 0], b[:, 1]], axis=1)
-        use_first = grid[first[:, 1], first[:, 0]] > 0
-        corners = np.where(use_first[:, None], first, second)
-        points = np.insert(points, diagonal + 1, corners, axis=0)
-    if len(points) < 3:
-        return points.astype(np.float64)
-    step = _next(points) - points
-    turn = (step != _prev(step)).any(axis=1)
-    return points[turn].astype(np.float64)
-
-
-def rle_from_crop(crop: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict:
-    """COCO RLE of a full ``height`` x ``width`` image that is zero outside ``crop`` at (x0, y0).
-
-    Built from the crop's column runs (COCO RLE is column-major), never from a full-size array.
+    Only the band of rows between the first and last non-zero row is traced: OpenCV copies the
+    whole image before tracing, and defects usually cover a small part of it.
     """
-    h, w = crop.shape
-    padded = np.zeros((w, h + 2), np.int8)
-    padded[:, 1:-1] = crop.T
-    change = np.diff(padded, axis=1)
-    cols, rows = np.nonzero(change == 1)
-    starts = (x0 + cols).astype(np.int64) * height + y0 + rows
-    cols, rows = np.nonzero(change == -1)
-    ends = (x0 + cols).astype(np.int64) * height + y0 + rows
-    if starts.size:
-        joined = ends[:-1] == starts[1:]  # a run crossing from a column's bottom to the next's top
-        if joined.any():
-            keep = np.concatenate([[True], ~joined])
-            starts, ends = starts[keep], np.concatenate([ends[:-1][~joined], ends[-1:]])
-    bounds = np.empty(2 * starts.size + 2, np.int64)
-    bounds[0], bounds[-1] = 0, height * width
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds).tolist()
-    if len(counts) > 1 and counts[-1] == 0:  # ends on foreground: no trailing background run
-        counts.pop()
-    encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+    binary = to_binary(mask)
+    height, width = binary.shape
+    busy = [y for y in range(0, height, _BAND) if cv2.countNonZero(binary[y : y + _BAND])]
+    if not busy:
+        return (), np.zeros(0, np.int64), (height, width)
+    top, bottom = busy[0], min(height, busy[-1] + _BAND)
+    contours, hierarchy = cv2.findContours(binary[top:bottom], cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(0, top))
+    return contours, hierarchy[0][:, 3], (height, width)
+
+
+def _region_rles(rings: Rings, region_of: np.ndarray, sizes: np.ndarray) -> tuple[list[dict], list[int]]:
+    """COCO RLE and pixel count of every region, read off its outline's horizontal edges.
+
+    COCO RLE runs go down the columns. In column x, a region's runs start and end exactly where a
+    horizontal edge of its outline (outer ring or hole) crosses that column, so the sorted
+    crossings ``x * height + y`` of each region are its run boundaries in RLE order. A run that
+    leaves the bottom of one column and enters the top of the next gives the same boundary twice;
+    such pairs cancel. ``sizes`` holds each region's image (height, width).
+    """
+    vertices, lengths = rings
+    nxt, _ = cyclic_neighbours(rings.starts, lengths, len(vertices))
+    following = vertices[nxt]
+    horizontal = np.flatnonzero(vertices[:, 1] == following[:, 1])
+    x0 = np.minimum(vertices[horizontal, 0], following[horizontal, 0])
+    span = np.abs(following[horizontal, 0] - vertices[horizontal, 0])
+    edge = np.repeat(np.arange(len(horizontal)), span)
+    column = x0[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(span) - span, span)
+    region = np.repeat(region_of, lengths)[horizontal][edge]
+    totals = sizes[:, 0] * sizes[:, 1]
+    stride = int(totals.max()) + 1
+    keys = np.sort(region * stride + column * sizes[region, 0] + vertices[horizontal, 1][edge])
+    twice = keys[1:] == keys[:-1]
+    if twice.any():
+        drop = np.zeros(len(keys), bool)
+        drop[:-1] |= twice
+        drop[1:] |= twice
+        keys = keys[~drop]
+    local = keys % stride
+    firsts = np.searchsorted(keys, np.arange(len(sizes) + 1) * stride)
+    runs = np.diff(local, prepend=0)
+    runs[firsts[:-1]] = local[firsts[:-1]]
+    signs = np.where(np.arange(len(keys)) % 2 == 1, 1, -1)  # every region holds an even number of keys
+    areas = np.add.reduceat(local * signs, firsts[:-1]).tolist()
+    tails = (totals - local[firsts[1:] - 1]).tolist()
+    bounds = firsts.tolist()
+    uncompressed = []
+    for r, (height, width) in enumerate(sizes.tolist()):
+        counts = runs[bounds[r] : bounds[r + 1]].tolist()
+        if tails[r]:  # no trailing background run when the region ends on the image's last pixel
+            counts.append(tails[r])
+        uncompressed.append({"size": [height, width], "counts": counts})
+    encoded = mask_utils.frPyObjects(uncompressed, 0, 0)  # each dict carries its own size
+    rles = [{"size": u["size"], "counts": e["counts"].decode("ascii")} for u, e in zip(uncompressed, encoded)]
+    return rles, areas
 
 
 def decode_rle(rle: dict) -> np.ndarray:
@@ -209,32 +219,50 @@ def signed_area(ring: Ring) -> float:
     return 0.5 * float(np.dot(x, _next(y)) - np.dot(_next(x), y))
 
 
-def inset_ring(ring: Ring, distance: float, foreground_inside: bool) -> Ring:
-    """Move every edge of ``ring`` by ``distance`` towards the foreground.
+def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
+    """The YOLO-seg polygon of every instance: all rings inset at once, then holes keyholed in."""
+    rings = [ring for inst in found for ring in (inst.outer, *inst.holes)]
+    if not rings:
+        return []
+    moved = inset_rings(rings, YOLO_INSET)
+    polygons, k = [], 0
+    for inst in found:
+        polygons.append(join_holes(moved[k], moved[k + 1 : k + 1 + len(inst.holes)]) if inst.holes else moved[k])
+        k += 1 + len(inst.holes)
+    return polygons
+
+
+def inset_rings(rings: list[Ring], distance: float) -> list[Ring]:
+    """Move every edge of every ring by ``distance`` towards the foreground, which lies on the
+    left of every ring (``outlines.pixel_edge_rings``; Douglas-Peucker keeps the order), all
+    rings in one batch of array operations.
 
     Convex vertices get a miter point. A concave vertex gets two points, one at the end of each
     moved edge: its miter point would land in the diagonal pixel, which is background where two
     pixels touch only at a corner (a pinch the outline passes through twice).
     """
-    if len(ring) < 3:
-        return ring.copy()
-    edges = _next(ring) - ring
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    lengths[lengths == 0] = 1.0
-    unit = edges / lengths[:, None]
-    side = np.sign(signed_area(ring)) * (1.0 if foreground_inside else -1.0)
-    normal = side * np.stack([-unit[:, 1], unit[:, 0]], axis=1)  # into the foreground
-    n_in, u_in = _prev(normal), _prev(unit)  # edge ending at each vertex
-    concave = np.sum(n_in * unit, axis=1) < -1e-9
-    dot = np.clip(np.sum(n_in * normal, axis=1), -0.9, 1.0)
-    miter = ring + distance * (n_in + normal) / (1.0 + dot)[:, None]
-    if not concave.any():
-        return miter
-    end_in = ring + distance * (n_in - u_in)
-    start_out = ring + distance * (normal + unit)
-    pairs = np.stack([np.where(concave[:, None], end_in, miter), start_out], axis=1)
-    keep = np.stack([np.ones_like(concave), concave], axis=1)
-    return pairs[keep]
+    lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    if lengths.min() < 3:
+        return [r.copy() if len(r) < 3 else inset_rings([r], distance)[0] for r in rings]
+    vertices = np.concatenate(rings).astype(np.float64, copy=False)
+    starts = np.cumsum(lengths) - lengths
+    nxt, prv = cyclic_neighbours(starts, lengths, len(vertices))
+    edges = vertices[nxt] - vertices
+    norms = np.hypot(edges[:, 0], edges[:, 1])
+    norms[norms == 0] = 1.0
+    unit = edges / norms[:, None]
+    normal = np.stack([unit[:, 1], -unit[:, 0]], axis=1)  # left of the edge (y points down)
+    n_in, u_in = normal[prv], unit[prv]  # edge ending at each vertex
+    concave = np.einsum("ij,ij->i", n_in, unit) < -1e-9
+    dot = np.clip(np.einsum("ij,ij->i", n_in, normal), -0.9, 1.0)
+    moved = vertices + distance * (n_in + normal) / (1.0 + dot)[:, None]
+    if concave.any():
+        moved[concave] = vertices[concave] + distance * (n_in[concave] - u_in[concave])
+        start_out = vertices + distance * (normal + unit)
+        pairs = np.stack([moved, start_out], axis=1)
+        moved = pairs[np.stack([np.ones_like(concave), concave], axis=1)]
+        lengths = lengths + np.add.reduceat(concave, starts)
+    return np.split(moved, np.cumsum(lengths)[:-1])
 
 
 def join_holes(outer: Ring, holes: list[Ring], candidates: int = 32) -> np.ndarray:
@@ -246,12 +274,12 @@ def join_holes(outer: Ring, holes: list[Ring], candidates: int = 32) -> np.ndarr
     """
     polygon = outer
     for hole in sorted(holes, key=lambda r: (float(r[:, 1].min()), float(r[:, 0].min()))):
-        picks = np.unique(np.linspace(0, len(hole) - 1, min(candidates, len(hole))).round().astype(int))
-        hx, hy = hole[picks, 0], hole[picks, 1]
-        d = np.subtract.outer(polygon[:, 0], hx) ** 2 + np.subtract.outer(polygon[:, 1], hy) ** 2
-        i, k = np.unravel_index(int(np.argmin(d)), d.shape)
-        rotated = np.roll(hole, -int(picks[k]), axis=0)
-        polygon = np.concatenate([polygon[: i + 1], rotated, rotated[:1], polygon[i:]], axis=0)
+        step = -(-len(hole) // candidates)  # ceil: at most ``candidates`` picks
+        picks = hole[::step]
+        d = np.subtract.outer(polygon[:, 0], picks[:, 0]) ** 2 + np.subtract.outer(polygon[:, 1], picks[:, 1]) ** 2
+        i, k = divmod(int(np.argmin(d)), len(picks))
+        at = k * step
+        polygon = np.concatenate([polygon[: i + 1], hole[at:], hole[: at + 1], polygon[i:]], axis=0)
     return polygon
 
 
@@ -262,7 +290,7 @@ def simplify_ring(ring: Ring, tolerance: float) -> Ring:
 
 
 def _flat(ring: Ring) -> list[float]:
-    return [float(v) for v in ring.reshape(-1)]
+    return ring.reshape(-1).tolist()
 
 
 def polygon_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:

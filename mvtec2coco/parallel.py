@@ -27,38 +27,44 @@ def pmap(
     workers: int | None = None,
     description: str | None = None,
     chunksize: int | None = None,
+    initializer: Callable[[], object] | None = None,
+    sizes: list[int] | None = None,
 ) -> Iterator[R]:
     """Yield ``fn(item)`` for each item, in input order, spread over ``workers`` processes.
 
     Small inputs and ``workers == 1`` run in this process (no start-up cost, easier debugging).
-    ``description`` shows a progress bar on stderr.
+    ``description`` shows a progress bar on stderr. ``initializer`` runs once in every worker
+    process, or once here when the items are mapped in this process. ``sizes`` (one per item)
+    makes the bar count what the items hold, e.g. the images of each chunk.
     """
     workers = workers or default_workers()
     results: Iterable[R]
     pool = None
-    if workers > 1 and len(items) >= MIN_ITEMS_FOR_POOL:
-        pool = ProcessPoolExecutor(workers)
+    if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
+        pool = ProcessPoolExecutor(workers, initializer=initializer)
         size = chunksize or max(1, min(32, len(items) // (workers * 8)))
         results = pool.map(fn, items, chunksize=size)
     else:
+        if initializer is not None:
+            initializer()
         results = map(fn, items)
     try:
         if description is None:
             yield from results
         else:
-            yield from _with_progress(results, len(items), description)
+            yield from _with_progress(results, sizes or [1] * len(items), description)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
-def _with_progress(results: Iterable[R], total: int, description: str) -> Iterator[R]:
+def _with_progress(results: Iterable[R], sizes: list[int], description: str) -> Iterator[R]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        for result in results:
-            progress.advance(task)
+        task = progress.add_task(description, total=sum(sizes))
+        for result, size in zip(results, sizes):
+            progress.advance(task, size)
             yield result

@@ -7,6 +7,7 @@ and the classifiers are trained and judged on the same images.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,11 +138,12 @@ def split_from_file(samples: list[Sample], path: Path) -> Split:
     return Split({s.id: table[s.id] for s in samples})
 
 
-def write_manifest(path: Path, samples: list[Sample], split: Split) -> None:
+def manifest_text(samples: list[Sample], split: Split) -> str:
     """``split.csv``: sample id, source path relative to the dataset root, subset, class."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
-        for s in sorted(samples, key=lambda s: s.id):
-            if s.id in split.subsets:
-                writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for s in sorted(samples, key=lambda s: s.id):
+        if s.id in split.subsets:
+            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label])
+    return buffer.getvalue()

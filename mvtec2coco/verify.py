@@ -136,7 +136,7 @@ def _class_names(folder: Path, fmt: str) -> list[str]:
 def _source_instances(sample: Sample, options: dict) -> list[Instance]:
     if not sample.masks or sample.is_good:
         return []
-    found = instances(load_mask(sample.masks, sample.height, sample.width))
+    found = instances(load_mask(sample.masks, sample.height, sample.width, zero_one=False))
     return [i for i in found if i.area >= options["min_area"]]
 
 

@@ -39,7 +39,7 @@ def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: st
     if progress:
         from ..parallel import _with_progress
 
-        yield from _with_progress((_tensor(cache, c) for c in chunks), len(chunks), progress)
+        yield from _with_progress((_tensor(cache, c) for c in chunks), [1] * len(chunks), progress)
     else:
         yield from (_tensor(cache, c) for c in chunks)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import EmptyCategoryError, PairingError, SizeMismatchError
-from ..imageio import ImageHeader, is_image_file, read_header
+from ..imageio import ImageHeader, is_image_name, read_header
 from ..records import Sample
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "license.txt", "readme.txt", "readme.md"}
@@ -22,17 +22,17 @@ def subdirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     with os.scandir(folder) as it:
-        return sorted(Path(e.path) for e in it if e.is_dir() and not is_junk(e.name))
+        names = sorted(e.name for e in it if e.is_dir() and not is_junk(e.name))
+    return [folder / n for n in names]
 
 
 def image_files(folder: Path) -> list[Path]:
     """Sorted image files directly inside ``folder``; other files are ignored."""
     if not folder.is_dir():
         return []
-    with os.scandir(folder) as it:
-        return sorted(
-            Path(e.path) for e in it if e.is_file() and not is_junk(e.name) and is_image_file(Path(e.name))
-        )
+    with os.scandir(folder) as it:  # names compared as strings: sorting Path objects cost more than listing
+        names = sorted(e.name for e in it if is_image_name(e.name) and not is_junk(e.name) and e.is_file())
+    return [folder / n for n in names]
 
 
 def image_files_recursive(folder: Path) -> list[Path]:
@@ -44,7 +44,9 @@ def image_files_recursive(folder: Path) -> list[Path]:
 
 
 def sample_id(root: Path, image: Path) -> str:
-    return image.relative_to(root).with_suffix("").as_posix()
+    """``image`` relative to ``root``, suffix dropped, with ``/`` separators."""
+    relative = os.path.relpath(image, root) if not str(image).startswith(f"{root}{os.sep}") else str(image)[len(str(root)) + 1 :]
+    return os.path.splitext(relative)[0].replace(os.sep, "/")
 
 
 def make_sample(
