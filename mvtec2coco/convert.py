@@ -27,7 +27,7 @@ from .export import FORMATS, coco, yolo
 from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
 from .export.yolo import polygon_texts
 from .imageio import load_mask
-from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, signed_area, yolo_polygons
+from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .parallel import default_workers, pmap
 from .records import Dataset, Sample
 from .split import SUBSETS, Split, make_split, manifest_text
@@ -35,6 +35,7 @@ from .staging import staged_output
 
 COCO_MASKS = ("auto", "rle", "polygon")
 CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
+MASK_COST = 8  # a sample with a mask costs about this many without (decode, geometry), for scheduling
 GOOD_MODES = ("include", "exclude")
 
 
@@ -88,7 +89,7 @@ class Job(NamedTuple):
 class Context:
     """What every job of one conversion shares."""
 
-    roots: tuple[tuple[str, str], ...]  # (format, staging folder)
+    roots: tuple[tuple[str, str], ...]  # (format, staging folder), in the order of ``--format``
     options: ConvertOptions
 
 
@@ -103,30 +104,40 @@ class SampleResult(NamedTuple):
     polygon_ious: tuple[float, ...]
 
 
+_NOTHING = SampleResult((), (), (), 0, 0, ())
+
+
 def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     """Decode, extract, write YOLO labels, place images; return COCO text (worker side).
 
     A chunk of samples at a time: the geometry of all their masks runs as one batch of array
     operations (``masks.instances_of_masks``, ``yolo_polygons``, ``polygon_texts``).
     """
-    opts, formats = context.options, dict(context.roots)
+    opts, formats = context.options, {fmt for fmt, _ in context.roots}
     masked = [k for k, job in enumerate(jobs) if job.masks]
-    found: list[list[Instance]] = [[] for _ in jobs]
     decoded = (load_mask(jobs[k].masks, jobs[k].height, jobs[k].width, zero_one=False) for k in masked)
-    for k, regions in zip(masked, instances_of_masks(decoded, opts.simplify)):
-        found[k] = regions
-    kept = [[i for i in regions if i.area >= opts.min_area] if job.class_id is not None else []
-            for job, regions in zip(jobs, found)]
-    seg_lines: list[list[str]] = [[] for _ in jobs]
+    found = dict(zip(masked, instances_of_masks(decoded, opts.simplify)))
+    kept = {k: [i for i in regions if i.area >= opts.min_area] if jobs[k].class_id is not None else []
+            for k, regions in found.items()}
+    seg_lines: dict[int, list[str]] = {k: [] for k in kept}
     if "yolo-seg" in formats:
-        owners = [k for k, regions in enumerate(kept) for _ in regions]
-        flat = [i for regions in kept for i in regions]
+        owners = [k for k, regions in kept.items() for _ in regions]
+        flat = [i for regions in kept.values() for i in regions]
         texts = polygon_texts(yolo_polygons(flat), [(jobs[k].width, jobs[k].height) for k in owners])
         for k, text in zip(owners, texts):
             seg_lines[k].append(f"{jobs[k].class_id} {text}")
     results = []
-    for job, regions, mine, lines in zip(jobs, found, kept, seg_lines):
-        holes = tuple(int(round(sum(abs(signed_area(h)) for h in i.holes))) for i in mine)
+    for k, job in enumerate(jobs):
+        regions, mine = found.get(k, ()), kept.get(k, ())
+        box_lines = [yolo.box_line(job.class_id, i.bbox, job.width, job.height) for i in mine]
+        for fmt, root in context.roots:
+            _place(job.image, f"{root}/{job.image_rel}", opts.images)
+            if fmt != "coco":
+                _label(f"{root}/{job.label_rel}", box_lines if fmt == "yolo" else seg_lines.get(k, ()))
+        if not regions:
+            results.append(_NOTHING)
+            continue
+        holes = tuple(i.hole_pixels for i in mine)
         ious: list[float] = []
         if opts.simplify > 0:
             for inst in mine:
@@ -136,13 +147,6 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
         if "coco" in formats:
             annotations = tuple(coco.annotation_tail(_segmentation(inst, hole, opts.coco_masks), inst.area, inst.bbox)
                                 for inst, hole in zip(mine, holes))
-        for fmt, root in context.roots:
-            place_image(job.image, _in_folder(root, job.image_rel), opts.images)
-            if fmt == "yolo":
-                yolo.write_labels(_in_folder(root, job.label_rel),
-                                  [yolo.box_line(job.class_id, i.bbox, job.width, job.height) for i in mine])
-            elif fmt == "yolo-seg":
-                yolo.write_labels(_in_folder(root, job.label_rel), lines)
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
         results.append(SampleResult(annotations, tuple(i.area for i in mine), holes,
                                     len(regions) - len(mine) - on_good, on_good, tuple(ious)))
@@ -156,17 +160,23 @@ def _segmentation(inst: Instance, hole_pixels: int, mode: str) -> str:
     return coco.polygons_json([inst.outer])
 
 
-_MADE: set[str] = set()  # folders this process has created (or seen) in the staging tree
+def _place(src: str, dst: str, mode: str) -> None:
+    """``place_image``, creating the folder if no one has yet (the main process makes them all,
+    concurrently; asking forgiveness costs nothing per file once they exist)."""
+    try:
+        place_image(src, dst, mode)
+    except FileNotFoundError:  # retried once; a missing source fails again and is raised then
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        place_image(src, dst, mode)
 
 
-def _in_folder(root: str, rel: str) -> str:
-    """``root/rel``, creating its folder on first use; folders are made by the workers, in parallel."""
-    path = f"{root}/{rel}"
-    folder = path[: path.rindex("/")]
-    if folder not in _MADE:
-        os.makedirs(folder, exist_ok=True)
-        _MADE.add(folder)
-    return path
+def _label(path: str, lines: list[str] | tuple[()]) -> None:
+    """``yolo.write_labels``, creating the folder on demand like ``_place``."""
+    try:
+        yolo.write_labels(path, lines)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        yolo.write_labels(path, lines)
 
 
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,
@@ -221,13 +231,23 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
 
 
 def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool) -> list[SampleResult]:
-    """``process_chunk`` over chunks of ``jobs`` in worker processes; results in job order."""
+    """``process_chunk`` over chunks of ``jobs`` in worker processes; results in job order.
+
+    Chunks with masks cost far more than chunks of good images, so they are handed out first
+    (longest first): the cheap ones then even out the workers' finishing times.
+    """
     workers = workers or default_workers()
     size = max(1, min(CHUNK, len(jobs) // (4 * workers)))
     chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
-    done = pmap(partial(process_chunk, context), chunks, workers, "Converting" if progress else None, chunksize=1,
-                initializer=keep_freed_memory, sizes=[len(c) for c in chunks])
-    return [result for chunk in done for result in chunk]
+    cost = [len(c) + MASK_COST * sum(len(j.masks) for j in c) for c in chunks]
+    order = sorted(range(len(chunks)), key=lambda k: -cost[k])
+    done = pmap(partial(process_chunk, context), [chunks[k] for k in order], workers,
+                "Converting" if progress else None, chunksize=1, initializer=keep_freed_memory,
+                sizes=[len(chunks[k]) for k in order])
+    by_chunk: list[list[SampleResult]] = [[] for _ in chunks]
+    for k, results in zip(order, done):
+        by_chunk[k] = results
+    return [result for results in by_chunk for result in results]
 
 
 def _make_folders(context: Context, jobs: list[Job]) -> None:

@@ -94,22 +94,26 @@ def _pil_header(path: Path) -> ImageHeader:
 
 def read_mask_raw(path: Path) -> np.ndarray:
     """Decode a mask file to its stored values (H x W or H x W x C), palette indices kept."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(26)
-    except OSError as exc:
-        raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
-    if head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] == PNG_PALETTE:
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:  # e.g. a path OpenCV cannot open: decode from bytes instead
+        try:
+            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        except OSError as exc:
+            raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
+    if array is None:
+        raise BrokenFileError("mask cannot be decoded", path, "re-export it as PNG")
+    if array.ndim == 3 and _is_palette_png(path):  # OpenCV expanded the palette to colours
         from PIL import Image
 
         with Image.open(path) as im:
             return np.asarray(im)
-    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if array is None:  # e.g. a path OpenCV cannot open: decode from bytes instead
-        array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise BrokenFileError("mask cannot be decoded", path, "re-export it as PNG")
     return array
+
+
+def _is_palette_png(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] == PNG_PALETTE
 
 
 def binary_mask(raw: np.ndarray) -> np.ndarray:

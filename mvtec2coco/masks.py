@@ -55,6 +55,7 @@ class Instance:
     rle: dict  # COCO compressed RLE over the full image: {"size": [h, w], "counts": str}
     outer: Ring  # exact outline (or simplified, see ``instances``)
     holes: tuple[Ring, ...]
+    hole_pixels: int = 0  # pixels inside the holes (exact, from the unsimplified outlines)
 
     @property
     def has_holes(self) -> bool:
@@ -105,7 +106,6 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
     if not contours:
         return [[] for _ in traced]
     rings = pixel_edge_rings(contours)
-    vertices = rings.split()
     region_of = np.empty(len(contours), np.int64)
     tops_of, holes_of, sizes = [], [], []
     base = 0
@@ -124,39 +124,52 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
         sizes.extend([size] * len(tops))
         base += len(cs)
     rles, areas = _region_rles(rings, region_of, np.array(sizes, np.int64).reshape(-1, 2))
+    starts = rings.starts
+    lows = np.minimum.reduceat(rings.vertices, starts).tolist()
+    highs = np.maximum.reduceat(rings.vertices, starts).tolist()
+    is_hole = np.ones(len(contours), bool)
+    is_hole[[t for tops in tops_of for t in tops]] = False
+    hole_areas = np.abs(_twice_areas(rings)[is_hole]) // 2  # a hole's shoelace area is its pixel count
+    hole_pixels = np.bincount(region_of[is_hole], weights=hole_areas, minlength=len(sizes)).astype(np.int64).tolist()
+    as_float = np.split(rings.vertices.astype(np.float64), np.cumsum(rings.lengths)[:-1])
     found: list[list[Instance]] = []
     region = 0
     for tops in tops_of:
         mine = []
         for top in tops:
-            outer = vertices[top].astype(np.float64)
-            holes = [vertices[i].astype(np.float64) for i in holes_of[region]]
-            low, high = vertices[top].min(axis=0).tolist(), vertices[top].max(axis=0).tolist()
+            outer, holes = as_float[top], [as_float[i] for i in holes_of[region]]
             if simplify > 0:
                 outer = simplify_ring(outer, simplify)
                 holes = [simplify_ring(h, simplify) for h in holes]
-            mine.append(Instance(bbox=(low[0], low[1], high[0] - low[0], high[1] - low[1]), area=areas[region],
-                                 rle=rles[region], outer=outer, holes=tuple(holes)))
+            (x0, y0), (x1, y1) = lows[top], highs[top]
+            mine.append(Instance(bbox=(x0, y0, x1 - x0, y1 - y0), area=areas[region], rle=rles[region], outer=outer,
+                                 holes=tuple(holes), hole_pixels=hole_pixels[region]))
             region += 1
         found.append(mine)
     return found
 
 
-_BAND = 64  # rows per band when looking for the rows that hold any defect
+def _twice_areas(rings: Rings) -> np.ndarray:
+    """Twice the signed (shoelace) area of every ring, exact in integers."""
+    vertices, lengths = rings
+    nxt, _ = cyclic_neighbours(rings.starts, lengths, len(vertices))
+    following = vertices[nxt]
+    return np.add.reduceat(vertices[:, 0] * following[:, 1] - following[:, 0] * vertices[:, 1], rings.starts)
 
 
 def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, int]]:
     """OpenCV contours (outer borders and holes), their parent indices, and the mask's (h, w).
 
-    Only the band of rows between the first and last non-zero row is traced: OpenCV copies the
-    whole image before tracing, and defects usually cover a small part of it.
+    Only the rows between the first and the last defect row are traced: OpenCV copies the whole
+    image before tracing, and defects usually span a small part of it. One row-sum pass (about a
+    third of a full trace) finds those rows.
     """
     binary = to_binary(mask)
     height, width = binary.shape
-    busy = [y for y in range(0, height, _BAND) if cv2.countNonZero(binary[y : y + _BAND])]
-    if not busy:
+    busy = np.flatnonzero(cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
+    if not busy.size:
         return (), np.zeros(0, np.int64), (height, width)
-    top, bottom = busy[0], min(height, busy[-1] + _BAND)
+    top, bottom = int(busy[0]), int(busy[-1]) + 1
     contours, hierarchy = cv2.findContours(binary[top:bottom], cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(0, top))
     return contours, hierarchy[0][:, 3], (height, width)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,9 @@ class Sample:
     @property
     def relpath(self) -> str:
         """Image path relative to the dataset root, suffix included (used to mirror the tree)."""
-        return self.id + self.image.suffix
+        name = str(self.image)  # pathlib caches the string; Path.suffix parses the name each time
+        dot = name.rfind(".")
+        return self.id + (name[dot:] if dot > name.rfind(os.sep) else "")
 
 
 @dataclass(frozen=True)

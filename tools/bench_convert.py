@@ -26,19 +26,27 @@ from mvtec2coco.convert import ConvertOptions, convert, parse_formats
 from mvtec2coco.datasets import load_dataset
 from mvtec2coco.imageio import read_header
 from mvtec2coco.parallel import default_workers, pmap
+from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
 
+_MADE: set[str] = set()
 
-def _floor_one(args: tuple[str, tuple[str, ...], str, int]) -> int:
-    image, masks, out, index = args
+
+def _floor_one(args: tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]) -> int:
+    """Read the header, decode the masks, create the links and the empty label files."""
+    image, masks, links, labels = args
     read_header(Path(image))
     for mask in masks:
         cv2.imread(mask, cv2.IMREAD_UNCHANGED)  # faster here than imdecode(np.fromfile(...))
-    base = Path(out)
-    for fmt in ("yolo", "yolo-seg", "coco"):
-        os.link(image, base / fmt / f"{index}.png")
-    for fmt in ("yolo", "yolo-seg"):
-        (base / fmt / f"{index}.txt").touch()
+    for path in (*links, *labels):
+        folder = os.path.dirname(path)
+        if folder not in _MADE:  # only the layout floor has more than the three top folders
+            os.makedirs(folder, exist_ok=True)
+            _MADE.add(folder)
+    for path in links:
+        os.link(image, path)
+    for path in labels:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))  # Path.touch tries os.utime first
     return 1
 
 
@@ -48,45 +56,34 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def floor(dataset, out: Path, workers: int) -> tuple[float, float]:
+def _flat_jobs(dataset, out: Path) -> list[tuple]:
+    """Every image's files in three flat folders: no layout at all."""
+    return [(str(s.image), tuple(map(str, s.masks)), tuple(f"{out}/{fmt}/{i}.png" for fmt in ("yolo", "yolo-seg", "coco")),
+             tuple(f"{out}/{fmt}/{i}.txt" for fmt in ("yolo", "yolo-seg"))) for i, s in enumerate(dataset.samples)]
+
+
+def _layout_jobs(dataset, out: Path) -> list[tuple]:
+    """The same files at the paths `convert --format all` uses (images/ and labels/ per subset,
+    mirroring the source tree), so their folders are created too, on demand, by the workers."""
+    split = make_split(list(dataset.samples), ConvertOptions().split, 0)
+    jobs = []
+    for s in dataset.samples:
+        subset, stem = split.subsets[s.id], os.path.splitext(s.relpath)[0]
+        jobs.append((str(s.image), tuple(map(str, s.masks)),
+                     tuple(f"{out}/{fmt}/images/{subset}/{s.relpath}" for fmt in ("yolo", "yolo-seg", "coco")),
+                     tuple(f"{out}/{fmt}/labels/{subset}/{stem}.txt" for fmt in ("yolo", "yolo-seg"))))
+    return jobs
+
+
+def floor(dataset, out: Path, workers: int, layout: bool = False) -> tuple[float, float]:
+    """(wall, cpu) seconds of the floor; ``layout`` puts the files where the conversion puts them."""
+    jobs = (_layout_jobs if layout else _flat_jobs)(dataset, out)
     start, cpu = time.perf_counter(), _cpu()
     sum(len(files) for _, _, files in os.walk(dataset.root))  # list the dataset
     for fmt in ("yolo", "yolo-seg", "coco"):
         (out / fmt).mkdir(parents=True)
-    jobs = [(str(s.image), tuple(map(str, s.masks)), str(out), i) for i, s in enumerate(dataset.samples)]
     sum(pmap(_floor_one, jobs, workers))
     return time.perf_counter() - start, _cpu() - cpu
-
-
-def _mirrored_folders(dataset, out: Path) -> list[str]:
-    """The folders `convert --format all` creates: images/ and labels/ per subset mirroring the source."""
-    from mvtec2coco.convert import ConvertOptions
-    from mvtec2coco.split import make_split
-
-    split = make_split(list(dataset.samples), ConvertOptions().split, 0)
-    parents = {str(Path(s.relpath).parent) for s in dataset.samples}
-    folders = set()
-    for s in dataset.samples:
-        rel = str(Path(s.relpath).parent)
-        for fmt, kinds in (("yolo", ("images", "labels")), ("yolo-seg", ("images", "labels")), ("coco", ("images",))):
-            for kind in kinds:
-                folders.add(str(out / fmt / kind / split.subsets[s.id] / rel))
-    assert parents
-    return sorted(folders)
-
-
-def _makedirs(folder: str) -> int:
-    os.makedirs(folder, exist_ok=True)
-    return 1
-
-
-def floor_with_folders(dataset, out: Path, workers: int) -> tuple[float, float]:
-    """The floor plus creating the mirrored folder tree the output format requires (in parallel)."""
-    folders = _mirrored_folders(dataset, out / "tree")
-    start, cpu = time.perf_counter(), _cpu()
-    sum(pmap(_makedirs, folders, workers))
-    wall, used = floor(dataset, out, workers)
-    return wall + time.perf_counter() - start, used + _cpu() - cpu
 
 
 def ours(root: Path, out: Path, workers: int) -> tuple[float, float]:
@@ -131,14 +128,14 @@ def main() -> None:
     floors, trees, oursl = [], [], []
     for k in range(args.repeat):
         floors.append(floor(dataset, work / f"floor{k}", args.workers))
-        trees.append(floor_with_folders(dataset, work / f"tree{k}", args.workers))
+        trees.append(floor(dataset, work / f"tree{k}", args.workers, layout=True))
         oursl.append(ours(args.data, work / f"ours{k}", args.workers))
-        print(f"  run {k + 1}: floor {floors[-1][0]:.2f} s (cpu {floors[-1][1]:.2f} s), floor + folders "
+        print(f"  run {k + 1}: floor {floors[-1][0]:.2f} s (cpu {floors[-1][1]:.2f} s), floor in the layout "
               f"{trees[-1][0]:.2f} s, convert {oursl[-1][0]:.2f} s (cpu {oursl[-1][1]:.2f} s)", flush=True)
     best_floor, best_tree, best_ours = (min(w for w, _ in runs) for runs in (floors, trees, oursl))
-    n_folders = len(_mirrored_folders(dataset, work))
+    n_folders = len({os.path.dirname(p) for job in _layout_jobs(dataset, work) for p in (*job[2], *job[3])})
     print(f"(a) floor: decode masks + read headers + create files/links: best {best_floor:.2f} s")
-    print(f"(a') floor + the {n_folders} mirrored folders of the layout:  best {best_tree:.2f} s")
+    print(f"(a') floor, files at the layout's paths ({n_folders} folders): best {best_tree:.2f} s")
     print(f"(b) convert --format all --images link:                    best {best_ours:.2f} s")
     print(f"ratio (b)/(a): {best_ours / best_floor:.2f} (goal <= 1.5); ratio (b)/(a'): {best_ours / best_tree:.2f}")
     for old in args.data.parent.glob("bench_*.old-*"):

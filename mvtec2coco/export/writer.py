@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -17,10 +18,11 @@ def place_image(src: Path | str, dst: Path | str, mode: str) -> None:
     if mode == "link":
         try:
             os.link(src, dst)
-            return
-        except OSError:
-            shutil.copyfile(src, dst)
-            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EEXIST):  # a missing file or folder: copying fails the same way
+                raise
+            shutil.copyfile(src, dst)  # across filesystems, or links not supported
+        return
     if mode == "symlink":
         os.symlink(os.path.abspath(src), dst)
         return
