@@ -152,6 +152,7 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
 def _twice_areas(rings: Rings) -> np.ndarray:
     """Twice the signed (shoelace) area of every ring, exact in integers."""
     vertices, lengths = rings
+    vertices = vertices.astype(np.int64)  # products of coordinates overflow int32 on very large images
     nxt, _ = cyclic_neighbours(rings.starts, lengths, len(vertices))
     following = vertices[nxt]
     return np.add.reduceat(vertices[:, 0] * following[:, 1] - following[:, 0] * vertices[:, 1], rings.starts)

@@ -24,7 +24,7 @@ _STEPS = {(1, 0): "right", (1, 1): "down-right", (0, 1): "down", (-1, 1): "down-
 # and the corner of the pixel left by a step where the next pixel's outline begins (not emitted).
 _FIRST = {"right": 3, "down-right": 0, "down": 0, "down-left": 1, "left": 1, "up-left": 2, "up": 2, "up-right": 3}
 _LAST = {"right": 2, "down-right": 2, "down": 3, "down-left": 3, "left": 0, "up-left": 0, "up": 1, "up-right": 1}
-CORNER_OFFSETS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.int64)
+CORNER_OFFSETS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.int32)
 
 
 def _code(dx: int, dy: int) -> int:
@@ -62,7 +62,7 @@ def cyclic_neighbours(starts: np.ndarray, lengths: np.ndarray, total: int) -> tu
 class Rings(NamedTuple):
     """Rings stored back to back: ring k is ``vertices[starts[k] : starts[k] + lengths[k]]``."""
 
-    vertices: np.ndarray  # (N, 2) int64 corner points (x, y)
+    vertices: np.ndarray  # (N, 2) int32 corner points (x, y)
     lengths: np.ndarray  # (R,) int64
 
     @property
@@ -79,23 +79,25 @@ def pixel_edge_rings(contours: tuple[np.ndarray, ...] | list[np.ndarray]) -> Rin
     the left), so in image coordinates an outer ring's shoelace area is negative, a hole's positive.
     """
     if not len(contours):
-        return Rings(np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+        return Rings(np.zeros((0, 2), np.int32), np.zeros(0, np.int64))
     lengths = np.fromiter((len(c) for c in contours), np.int64, len(contours))
-    points = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
+    points = np.concatenate(contours).reshape(-1, 2)
     starts = np.cumsum(lengths) - lengths
     nxt, prv = cyclic_neighbours(starts, lengths, len(points))
-    step_in = points - points[prv]
-    step_out = points[nxt] - points
-    code_in = (step_in[:, 1] + 1) * 3 + step_in[:, 0] + 1
-    code_out = (step_out[:, 1] + 1) * 3 + step_out[:, 0] + 1
+    step = points[nxt] - points
+    code_out = (step[:, 1] + 1) * 3 + step[:, 0] + 1
+    code_in = code_out[prv]
     emitted = CORNER_COUNT[code_in, code_out]
-    owner = np.repeat(np.arange(len(points)), emitted)
-    offset_in_pixel = np.arange(len(owner)) - np.repeat(np.cumsum(emitted) - emitted, emitted)
-    corner = (FIRST_CORNER[code_in][owner] - offset_in_pixel) & 3
-    corners = points[owner] + CORNER_OFFSETS[corner]
+    first_emitted = np.cumsum(emitted) - emitted
+    # Corner j of a pixel is (first - j) & 3; the outline leaves every corner of a pixel in the
+    # direction fixed by that corner (counter-clockwise round the pixel), so it turns exactly where
+    # the corner index differs from the previous one's.
+    corner = (np.repeat(FIRST_CORNER[code_in] + first_emitted, emitted) - np.arange(int(emitted.sum()))) & 3
     ring_lengths = np.add.reduceat(emitted, starts)
     ring_starts = np.cumsum(ring_lengths) - ring_lengths
-    nxt, prv = cyclic_neighbours(ring_starts, ring_lengths, len(corners))
-    step = corners[nxt] - corners
-    turn = (step != step[prv]).any(axis=1)
-    return Rings(corners[turn], np.add.reduceat(turn, ring_starts).astype(np.int64))
+    previous = np.empty_like(corner)
+    previous[1:] = corner[:-1]
+    previous[ring_starts] = corner[ring_starts + ring_lengths - 1]
+    turn = corner != previous
+    owner = np.repeat(np.arange(len(points)), emitted)[turn]
+    return Rings(points[owner] + CORNER_OFFSETS[corner[turn]], np.add.reduceat(turn, ring_starts).astype(np.int64))

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from mvtec2coco.imageio import load_mask
-from mvtec2coco.masks import decode_rle, instances, iou, polygon_to_mask, signed_area
+from mvtec2coco.masks import decode_rle, instances, instances_of_masks, iou, polygon_to_mask, signed_area
+
+from .reference_outline import canonical, reference_rings
 
 ultralytics_utils = pytest.importorskip("ultralytics.data.utils")
 polygon2mask = ultralytics_utils.polygon2mask
@@ -205,3 +207,26 @@ def test_property_yolo_holes_stay_empty(spec):
         raster = yolo_raster(inst, h, w)
         # the keyhole bridge is a zero-width line between two vertices: it may clip a hole pixel at a corner
         assert int(raster[holes].sum()) <= 2 * len(inst.holes)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(masks_strategy)
+def test_property_outlines_match_the_reference_tracer(spec):
+    """The lookup-table outlines equal an independent doubled-grid tracer's, ring for ring, and
+    keep the orientation the YOLO inset relies on (foreground on the left: outer rings negative)."""
+    m = random_mask(spec)
+    found = instances(m)
+    assert sorted(canonical(r) for i in found for r in (i.outer, *i.holes)) == reference_rings(m)
+    for inst in found:
+        assert signed_area(inst.outer) == -(inst.area + inst.hole_pixels)
+        assert all(signed_area(h) > 0 for h in inst.holes)
+        assert inst.hole_pixels == sum(signed_area(h) for h in inst.holes)
+
+
+def test_batch_of_masks_equals_one_by_one():
+    """``instances_of_masks`` over masks of different sizes gives what ``instances`` gives alone."""
+    masks = [random_mask((h, w, 0.4, seed)) for h, w, seed in ((7, 30, 3), (40, 9, 4), (1, 1, 5), (25, 25, 6))]
+    masks.append(np.zeros((5, 5), np.uint8))
+    for one, batch in zip([instances(m) for m in masks], instances_of_masks(masks)):
+        assert [(i.bbox, i.area, i.rle, i.hole_pixels) for i in one] == [(i.bbox, i.area, i.rle, i.hole_pixels) for i in batch]
+        assert all(np.array_equal(a.outer, b.outer) for a, b in zip(one, batch))
