@@ -119,13 +119,17 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     found = dict(zip(masked, instances_of_masks(decoded, opts.simplify)))
     kept = {k: [i for i in regions if i.area >= opts.min_area] if jobs[k].class_id is not None else []
             for k, regions in found.items()}
+    owners = [k for k, regions in kept.items() for _ in regions]
+    flat = [i for regions in kept.values() for i in regions]
     seg_lines: dict[int, list[str]] = {k: [] for k in kept}
     if "yolo-seg" in formats:
-        owners = [k for k, regions in kept.items() for _ in regions]
-        flat = [i for regions in kept.values() for i in regions]
         texts = polygon_texts(yolo_polygons(flat), [(jobs[k].width, jobs[k].height) for k in owners])
         for k, text in zip(owners, texts):
             seg_lines[k].append(f"{jobs[k].class_id} {text}")
+    tails: dict[int, list[str]] = {k: [] for k in kept}
+    if "coco" in formats:
+        for k, tail in zip(owners, _coco_tails(flat, opts.coco_masks)):
+            tails[k].append(tail)
     results = []
     for k, job in enumerate(jobs):
         regions, mine = found.get(k, ()), kept.get(k, ())
@@ -143,21 +147,19 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
             for inst in mine:
                 if not inst.has_holes:
                     ious.append(iou(polygon_to_mask(inst.coco_polygons(), job.height, job.width), decode_rle(inst.rle)))
-        annotations: tuple[str, ...] = ()
-        if "coco" in formats:
-            annotations = tuple(coco.annotation_tail(_segmentation(inst, hole, opts.coco_masks), inst.area, inst.bbox)
-                                for inst, hole in zip(mine, holes))
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
-        results.append(SampleResult(annotations, tuple(i.area for i in mine), holes,
+        results.append(SampleResult(tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
                                     len(regions) - len(mine) - on_good, on_good, tuple(ious)))
     return results
 
 
-def _segmentation(inst: Instance, hole_pixels: int, mode: str) -> str:
-    """RLE for holes (a COCO polygon cannot hold one) or when asked; polygons otherwise."""
-    if mode == "rle" or (mode == "auto" and hole_pixels > 0):
-        return coco.rle_json(inst.rle)
-    return coco.polygons_json([inst.outer])
+def _coco_tails(found: list[Instance], mode: str) -> list[str]:
+    """Each instance's COCO annotation text after its ids. RLE for holes (a COCO polygon cannot
+    hold one) or when asked; polygons otherwise, their text built for all of them at once."""
+    as_rle = [mode == "rle" or (mode == "auto" and inst.hole_pixels > 0) for inst in found]
+    polygons = iter(coco.ring_texts([inst.outer for inst, rle in zip(found, as_rle) if not rle]))
+    return [coco.annotation_tail(coco.rle_json(inst.rle) if rle else f"[{next(polygons)}]", inst.area, inst.bbox)
+            for inst, rle in zip(found, as_rle)]
 
 
 def _place(src: str, dst: str, mode: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 GOOD = "good"
@@ -38,7 +39,7 @@ class Sample:
     def is_labeled(self) -> bool:
         return self.label is not None
 
-    @property
+    @cached_property
     def relpath(self) -> str:
         """Image path relative to the dataset root, suffix included (used to mirror the tree)."""
         name = str(self.image)  # pathlib caches the string; Path.suffix parses the name each time

@@ -86,6 +86,20 @@ def test_yolo_box_values_are_exact(tmp_path):
         [(7.0, 5.0), (7.0, 6.0), (8.0, 5.0), (8.0, 6.0)]
 
 
+def test_coco_text_is_what_json_dumps_writes(converted_all):
+    """The COCO files are joined from per-annotation text: they must be exactly the compact
+    json.dumps of their own content (floats as floats, key order, escaping)."""
+    files = sorted((converted_all / "coco" / "annotations").glob("instances_*.json"))
+    assert len(files) == 3
+    for path in files:
+        text = path.read_text()
+        data = json.loads(text)
+        assert text == json.dumps(data, separators=(",", ":"))
+        polygons = [a["segmentation"] for a in data["annotations"] if isinstance(a["segmentation"], list)]
+        assert polygons and all(isinstance(v, float) for p in polygons for ring in p for v in ring)
+        assert list(data["annotations"][0]) == ["id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd"]
+
+
 def test_coco_loads_and_cocoeval_gt_vs_gt_is_perfect(converted_all):
     import contextlib
     import io

@@ -29,20 +29,34 @@ class CocoImage:
 
 
 def polygons_json(rings: list[np.ndarray]) -> str:
-    """``[[x1,y1,x2,...],...]`` with float notation, as json.dumps writes a list of floats.
+    """``[[x1,y1,x2,...],...]`` with float notation, as json.dumps writes a list of floats."""
+    return "[" + ",".join(ring_texts(rings)) + "]"
 
-    Pixel-edge outlines have integer vertices, which are written as ``3.0`` without going
-    through float repr (several times faster); anything else falls back to json.dumps.
+
+def ring_texts(rings: list[np.ndarray]) -> list[str]:
+    """``[x1,y1,x2,...]`` per ring, exactly as ``json.dumps`` writes a list of floats.
+
+    Pixel-edge outlines have integer vertices: their text (``3.0``) is built for all rings at
+    once from digit arrays, with no float repr per coordinate; anything else goes through
+    json.dumps.
     """
-    parts = []
-    for ring in rings:
-        flat = np.asarray(ring, dtype=np.float64).reshape(-1)
-        whole = flat.astype(np.int64)
-        if np.array_equal(whole, flat):
-            parts.append("[" + ".0,".join(map(str, whole.tolist())) + ".0]")
-        else:
-            parts.append(json.dumps(flat.tolist(), separators=_COMPACT))
-    return "[" + ",".join(parts) + "]"
+    if not rings:
+        return []
+    flat = np.concatenate([np.asarray(r, dtype=np.float64).reshape(-1) for r in rings])
+    whole = flat.astype(np.int64)
+    if not np.array_equal(whole, flat) or whole.min() < 0:
+        return [json.dumps(np.asarray(r, dtype=np.float64).reshape(-1).tolist(), separators=_COMPACT) for r in rings]
+    places = len(str(int(whole.max())))
+    powers = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
+    digits = np.searchsorted(powers[::-1], whole, side="right").clip(1)  # digits of each number
+    chars = np.empty((whole.size, places + 3), np.uint8)
+    chars[:, :places] = 48 + whole[:, None] // powers % 10
+    chars[:, places:] = (46, 48, 44)  # ".0,"
+    keep = np.arange(places + 3) >= (places - digits)[:, None]  # drop leading zeros
+    text = chars[keep].tobytes().decode("ascii")
+    sizes = np.fromiter((np.size(r) for r in rings), np.int64, len(rings))
+    ends = np.cumsum(np.add.reduceat(digits + 3, np.cumsum(sizes) - sizes)).tolist()
+    return [f"[{text[start : end - 1]}]" for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def rle_json(rle: dict) -> str:
