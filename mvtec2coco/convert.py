@@ -253,13 +253,14 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
 
 
 def _make_folders(context: Context, jobs: list[Job]) -> None:
+    """Create every folder of the mirrored layout, parents first (runs beside the workers)."""
+    image_dirs = {job.image_rel.rpartition("/")[0] for job in jobs}
+    label_dirs = {job.label_rel.rpartition("/")[0] for job in jobs}
     folders = set()
     for fmt, root in context.roots:
-        for job in jobs:
-            folders.add(os.path.dirname(os.path.join(root, job.image_rel)))
-            if fmt != "coco":
-                folders.add(os.path.dirname(os.path.join(root, job.label_rel)))
-    for folder in sorted(folders, key=lambda f: (f.count(os.sep), f)):
+        for rel in image_dirs if fmt == "coco" else image_dirs | label_dirs:
+            folders.add(f"{root}/{rel}")
+    for folder in sorted(folders, key=lambda f: (f.count("/"), f)):
         os.makedirs(folder, exist_ok=True)
 
 
@@ -291,13 +292,13 @@ def _write_yaml(root: Path, final_root: Path, names: list[str], split: Split) ->
 def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], jobs: list[Job],
                 results: list[SampleResult], options: ConvertOptions) -> None:
     supers = supercategories(samples, options.classes)
-    for subset in SUBSETS:
-        members = [k for k, s in enumerate(samples) if split.subsets[s.id] == subset]
-        if not members:
-            continue
-        images = [coco.CocoImage(samples[k].relpath, jobs[k].width, jobs[k].height,
-                                 (jobs[k].class_id or 0) + 1, results[k].coco) for k in members]
-        coco.write(root / "annotations" / f"instances_{subset}.json", images, names, supers, subset)
+    members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
+    for s, job, result in zip(samples, jobs, results):
+        members[split.subsets[s.id]].append(
+            coco.CocoImage(s.relpath, job.width, job.height, (job.class_id or 0) + 1, result.coco))
+    for subset, images in members.items():
+        if images:
+            coco.write(root / "annotations" / f"instances_{subset}.json", images, names, supers, subset)
 
 
 def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], split: Split,

@@ -13,7 +13,7 @@ from mvtec2coco.export.yolo import polygon_lines, polygon_texts, unit_decimals
 def test_unit_decimals_match_percent_format():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.random(20000), [0.0, 1.0, 0.5, 1e-7, 0.9999996, 0.25]])
-    assert unit_decimals(values).split() == ["%.6f" % v for v in values]
+    assert unit_decimals(values).split() == [f"{v:.6f}" for v in values]
     assert unit_decimals(np.array([-0.2, 1.7])).split() == ["0.000000", "1.000000"]  # clipped to the image
 
 

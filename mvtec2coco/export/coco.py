@@ -71,6 +71,13 @@ def annotation_tail(segmentation_json: str, area: int, bbox: tuple[int, int, int
     return f'"segmentation":{segmentation_json},"area":{area},"bbox":[{x},{y},{w},{h}],"iscrowd":0}}'
 
 
+def _json_string(text: str) -> str:
+    """``json.dumps(text)``, without its machinery for the usual plain ASCII path."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
+
+
 def header(names: list[str], supercategories: dict[str, str], subset: str) -> dict:
     """Everything of the COCO dictionary except images and annotations."""
     return {
@@ -88,7 +95,7 @@ def write(path: Path, images: list[CocoImage], names: list[str], supercategories
     image_parts, annotation_parts = [], []
     ann_id = 0
     for image_id, image in enumerate(images, 1):
-        image_parts.append(f'{{"id":{image_id},"file_name":{json.dumps(image.file_name)},'
+        image_parts.append(f'{{"id":{image_id},"file_name":{_json_string(image.file_name)},'
                            f'"width":{image.width},"height":{image.height}}}')
         for tail in image.annotations:
             ann_id += 1
