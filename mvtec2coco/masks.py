@@ -106,23 +106,25 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
     if not contours:
         return [[] for _ in traced]
     rings = pixel_edge_rings(contours)
-    region_of = np.empty(len(contours), np.int64)
-    tops_of, holes_of, sizes = [], [], []
+    owner: list[int] = [0] * len(contours)  # region index of every contour (outer ring or hole)
+    tops_of: list[list[int]] = []
+    holes_of: list[list[int]] = []
+    sizes: list[tuple[int, int]] = []
     base = 0
     for cs, parents, size in traced:
-        tops = sorted(np.flatnonzero(parents < 0).tolist(), key=lambda i: (int(cs[i][0, 0, 1]), int(cs[i][0, 0, 0])))
-        first = len(sizes)
+        tops = sorted((i for i, p in enumerate(parents) if p < 0), key=lambda i: (int(cs[i][0, 0, 1]), int(cs[i][0, 0, 0])))
+        rank = {i: r for r, i in enumerate(tops)}
         holes: list[list[int]] = [[] for _ in tops]
-        for r, i in enumerate(tops):
-            region_of[base + i] = first + r
-        for i in np.flatnonzero(parents >= 0).tolist():
-            r = region_of[base + parents[i]] - first
-            region_of[base + i] = first + r
-            holes[r].append(base + i)
+        for i, p in enumerate(parents):
+            r = rank[i] if p < 0 else rank[p]
+            owner[base + i] = len(sizes) + r
+            if p >= 0:
+                holes[r].append(base + i)
         tops_of.append([base + i for i in tops])
         holes_of.extend(holes)
         sizes.extend([size] * len(tops))
         base += len(cs)
+    region_of = np.array(owner, np.int64)
     rles, areas = _region_rles(rings, region_of, np.array(sizes, np.int64).reshape(-1, 2))
     starts = rings.starts
     lows = np.minimum.reduceat(rings.vertices, starts).tolist()
@@ -158,7 +160,7 @@ def _twice_areas(rings: Rings) -> np.ndarray:
     return np.add.reduceat(vertices[:, 0] * following[:, 1] - following[:, 0] * vertices[:, 1], rings.starts)
 
 
-def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[int, int]]:
+def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], list[int], tuple[int, int]]:
     """OpenCV contours (outer borders and holes), their parent indices, and the mask's (h, w).
 
     Only the rows between the first and the last defect row are traced: OpenCV copies the whole
@@ -169,10 +171,10 @@ def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, tuple[
     height, width = binary.shape
     busy = np.flatnonzero(cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
     if not busy.size:
-        return (), np.zeros(0, np.int64), (height, width)
+        return (), [], (height, width)
     top, bottom = int(busy[0]), int(busy[-1]) + 1
     contours, hierarchy = cv2.findContours(binary[top:bottom], cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(0, top))
-    return contours, hierarchy[0][:, 3], (height, width)
+    return contours, hierarchy[0][:, 3].tolist(), (height, width)
 
 
 def _region_rles(rings: Rings, region_of: np.ndarray, sizes: np.ndarray) -> tuple[list[dict], list[int]]:
