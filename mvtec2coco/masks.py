@@ -41,11 +41,6 @@ def _next(a: np.ndarray) -> np.ndarray:
     return np.concatenate((a[1:], a[:1]))
 
 
-def _prev(a: np.ndarray) -> np.ndarray:
-    """``a`` shifted so that row i holds row i - 1 (cyclic)."""
-    return np.concatenate((a[-1:], a[:-1]))
-
-
 @dataclass(frozen=True)
 class Instance:
     """One connected defect region of a mask, in every form the exporters need."""

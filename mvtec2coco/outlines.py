@@ -69,9 +69,6 @@ class Rings(NamedTuple):
     def starts(self) -> np.ndarray:
         return np.cumsum(self.lengths) - self.lengths
 
-    def split(self) -> list[np.ndarray]:
-        return np.split(self.vertices, np.cumsum(self.lengths)[:-1])
-
 
 def pixel_edge_rings(contours: tuple[np.ndarray, ...] | list[np.ndarray]) -> Rings:
     """The exact outline of each OpenCV contour traced with ``CHAIN_APPROX_NONE``, as corner
