@@ -40,15 +40,15 @@ def pmap(
     workers = workers or default_workers()
     results: Iterable[R]
     pool = None
-    if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
-        pool = ProcessPoolExecutor(workers, initializer=initializer)
-        size = chunksize or max(1, min(32, len(items) // (workers * 8)))
-        results = pool.map(fn, items, chunksize=size)
-    else:
-        if initializer is not None:
-            initializer()
-        results = map(fn, items)
     try:
+        if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
+            pool = ProcessPoolExecutor(workers, initializer=initializer)
+            size = chunksize or max(1, min(32, len(items) // (workers * 8)))
+            results = pool.map(fn, items, chunksize=size)
+        else:
+            if initializer is not None:
+                initializer()
+            results = map(fn, items)
         if description is None:
             yield from results
         else:
