@@ -3,8 +3,11 @@
 
 The floor, with the same number of worker processes: list the dataset (os.walk), decode every mask
 PNG, read every image header, and create as many files and hardlinks as the conversion writes
-(empty label files, links). Both are timed in this one run on `synth --preset mvtec-full` (5,354 images, 1,258 masks),
-alternating, after an untimed warm-up; the best of --repeat runs is reported with the ratio.
+(empty label files, links): (a) in three flat folders, (a') at the paths the conversion uses, so
+that the 1,545 mirrored folders are made too. Both floors and the conversion are timed in this one
+run on `synth --preset mvtec-full` (5,354 images, 1,258 masks), alternating, after an untimed
+warm-up; the best of --repeat runs is reported with the ratios, and CPU seconds (this process and
+its workers) per run.
 
 Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full] [--work DIR]
 --work copies the dataset to DIR once (e.g. /dev/shm/m2c, RAM-backed: about 5.3 GB) and times there, which
