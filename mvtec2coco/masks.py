@@ -235,7 +235,8 @@ def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
     rings = [ring for inst in found for ring in (inst.outer, *inst.holes)]
     if not rings:
         return []
-    moved = inset_rings(rings, YOLO_INSET)
+    groups = np.repeat(np.arange(len(found)), [1 + len(inst.holes) for inst in found])
+    moved = inset_rings(rings, YOLO_INSET, groups)
     polygons, k = [], 0
     for inst in found:
         polygons.append(join_holes(moved[k], moved[k + 1 : k + 1 + len(inst.holes)]) if inst.holes else moved[k])
@@ -243,14 +244,17 @@ def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
     return polygons
 
 
-def inset_rings(rings: list[Ring], distance: float) -> list[Ring]:
+def inset_rings(rings: list[Ring], distance: float, groups: np.ndarray | None = None) -> list[Ring]:
     """Move every edge of every ring by ``distance`` towards the foreground, which lies on the
     left of every ring (``outlines.pixel_edge_rings``; Douglas-Peucker keeps the order), all
     rings in one batch of array operations.
 
-    Convex vertices get a miter point. A concave vertex gets two points, one at the end of each
-    moved edge: its miter point would land in the diagonal pixel, which is background where two
-    pixels touch only at a corner (a pinch the outline passes through twice).
+    Convex vertices get a miter point. So does a concave vertex of an exact outline: its miter
+    point lands in the pixel diagonal to the background corner, which belongs to the region,
+    except at a pinch, where two pixels of the region touch only at that corner and the
+    region's outline passes the point twice. A pinch (found as a point that occurs twice among
+    the rings of one region, ``groups`` giving each ring's region), and every concave vertex of
+    a simplified outline, gets two points instead, one at the end of each moved edge.
     """
     lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
     if lengths.min() < 3:
@@ -264,16 +268,33 @@ def inset_rings(rings: list[Ring], distance: float) -> list[Ring]:
     unit = edges / norms[:, None]
     normal = np.stack([unit[:, 1], -unit[:, 0]], axis=1)  # left of the edge (y points down)
     n_in, u_in = normal[prv], unit[prv]  # edge ending at each vertex
-    concave = np.einsum("ij,ij->i", n_in, unit) < -1e-9
+    split = np.einsum("ij,ij->i", n_in, unit) < -1e-9  # concave
+    if groups is not None and split.any() and not np.any(edges[:, 0] * edges[:, 1]):  # exact outlines
+        split &= _twice_in_group(vertices, np.repeat(groups, lengths))
     dot = np.clip(np.einsum("ij,ij->i", n_in, normal), -0.9, 1.0)
     moved = vertices + distance * (n_in + normal) / (1.0 + dot)[:, None]
-    if concave.any():
-        moved[concave] = vertices[concave] + distance * (n_in[concave] - u_in[concave])
+    if split.any():
+        moved[split] = vertices[split] + distance * (n_in[split] - u_in[split])
         start_out = vertices + distance * (normal + unit)
         pairs = np.stack([moved, start_out], axis=1)
-        moved = pairs[np.stack([np.ones_like(concave), concave], axis=1)]
-        lengths = lengths + np.add.reduceat(concave, starts)
+        moved = pairs[np.stack([np.ones_like(split), split], axis=1)]
+        lengths = lengths + np.add.reduceat(split, starts)
     return np.split(moved, np.cumsum(lengths)[:-1])
+
+
+def _twice_in_group(vertices: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """True for every vertex whose point occurs more than once among its group's vertices."""
+    xy = vertices.astype(np.int64)
+    keys = (group.astype(np.int64) << 42) | ((xy[:, 0] + 1) << 21) | (xy[:, 1] + 1)  # points within 2M px
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    same = ranked[1:] == ranked[:-1]
+    repeated = np.zeros(len(keys), bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    twice = np.empty(len(keys), bool)
+    twice[order] = repeated
+    return twice
 
 
 def join_holes(outer: Ring, holes: list[Ring], candidates: int = 32) -> np.ndarray:
