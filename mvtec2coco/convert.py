@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -163,22 +164,22 @@ def _coco_tails(found: list[Instance], mode: str) -> list[str]:
 
 
 def _place(src: str, dst: str, mode: str) -> None:
-    """``place_image``, creating the folder if no one has yet (the main process makes them all,
-    concurrently; asking forgiveness costs nothing per file once they exist)."""
-    try:
-        place_image(src, dst, mode)
-    except FileNotFoundError:  # retried once; a missing source fails again and is raised then
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        place_image(src, dst, mode)
+    _in_existing_folder(dst, lambda: place_image(src, dst, mode))
 
 
 def _label(path: str, lines: list[str] | tuple[()]) -> None:
-    """``yolo.write_labels``, creating the folder on demand like ``_place``."""
+    _in_existing_folder(path, lambda: yolo.write_labels(path, lines))
+
+
+def _in_existing_folder(path: str, write: Callable[[], None]) -> None:
+    """Run ``write`` (which creates ``path``), creating the folder first if no one has yet: the
+    main process makes them all concurrently, and asking forgiveness costs nothing per file once
+    they exist. Retried once; a missing source fails again and is raised then."""
     try:
-        yolo.write_labels(path, lines)
+        write()
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        yolo.write_labels(path, lines)
+        write()
 
 
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,

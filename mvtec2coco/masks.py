@@ -120,13 +120,14 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
         sizes.extend([size] * len(tops))
         base += len(cs)
     region_of = np.array(owner, np.int64)
-    rles, areas = _region_rles(rings, region_of, np.array(sizes, np.int64).reshape(-1, 2))
+    following = rings.following()
+    rles, areas = _region_rles(rings, following, region_of, np.array(sizes, np.int64).reshape(-1, 2))
     starts = rings.starts
     lows = np.minimum.reduceat(rings.vertices, starts).tolist()
     highs = np.maximum.reduceat(rings.vertices, starts).tolist()
     is_hole = np.ones(len(contours), bool)
     is_hole[[t for tops in tops_of for t in tops]] = False
-    hole_areas = np.abs(_twice_areas(rings)[is_hole]) // 2  # a hole's shoelace area is its pixel count
+    hole_areas = np.abs(_twice_areas(rings, following)[is_hole]) // 2  # a hole's shoelace area is its pixel count
     hole_pixels = np.bincount(region_of[is_hole], weights=hole_areas, minlength=len(sizes)).astype(np.int64).tolist()
     as_float = np.split(rings.vertices.astype(np.float64), np.cumsum(rings.lengths)[:-1])
     found: list[list[Instance]] = []
@@ -146,13 +147,10 @@ def instances_of_masks(masks: Iterable[np.ndarray], simplify: float = 0.0) -> li
     return found
 
 
-def _twice_areas(rings: Rings) -> np.ndarray:
+def _twice_areas(rings: Rings, following: np.ndarray) -> np.ndarray:
     """Twice the signed (shoelace) area of every ring, exact in integers."""
-    vertices, lengths = rings
-    vertices = vertices.astype(np.int64)  # products of coordinates overflow int32 on very large images
-    nxt, _ = cyclic_neighbours(rings.starts, lengths, len(vertices))
-    following = vertices[nxt]
-    return np.add.reduceat(vertices[:, 0] * following[:, 1] - following[:, 0] * vertices[:, 1], rings.starts)
+    here, there = rings.vertices.astype(np.int64), following.astype(np.int64)  # int32 products overflow
+    return np.add.reduceat(here[:, 0] * there[:, 1] - there[:, 0] * here[:, 1], rings.starts)
 
 
 def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], list[int], tuple[int, int]]:
@@ -172,7 +170,8 @@ def _trace(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], list[int], tuple[i
     return contours, hierarchy[0][:, 3].tolist(), (height, width)
 
 
-def _region_rles(rings: Rings, region_of: np.ndarray, sizes: np.ndarray) -> tuple[list[dict], list[int]]:
+def _region_rles(rings: Rings, following: np.ndarray, region_of: np.ndarray,
+                 sizes: np.ndarray) -> tuple[list[dict], list[int]]:
     """COCO RLE and pixel count of every region, read off its outline's horizontal edges.
 
     COCO RLE runs go down the columns. In column x, a region's runs start and end exactly where a
@@ -182,8 +181,6 @@ def _region_rles(rings: Rings, region_of: np.ndarray, sizes: np.ndarray) -> tupl
     such pairs cancel. ``sizes`` holds each region's image (height, width).
     """
     vertices, lengths = rings
-    nxt, _ = cyclic_neighbours(rings.starts, lengths, len(vertices))
-    following = vertices[nxt]
     horizontal = np.flatnonzero(vertices[:, 1] == following[:, 1])
     x0 = np.minimum(vertices[horizontal, 0], following[horizontal, 0])
     span = np.abs(following[horizontal, 0] - vertices[horizontal, 0])

@@ -69,6 +69,11 @@ class Rings(NamedTuple):
     def starts(self) -> np.ndarray:
         return np.cumsum(self.lengths) - self.lengths
 
+    def following(self) -> np.ndarray:
+        """The vertex after each vertex of its own ring (the edge each vertex starts)."""
+        nxt, _ = cyclic_neighbours(self.starts, self.lengths, len(self.vertices))
+        return self.vertices[nxt]
+
 
 def pixel_edge_rings(contours: tuple[np.ndarray, ...] | list[np.ndarray]) -> Rings:
     """The exact outline of each OpenCV contour traced with ``CHAIN_APPROX_NONE``, as corner

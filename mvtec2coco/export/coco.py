@@ -28,11 +28,6 @@ class CocoImage:
     annotations: tuple[str, ...]  # ``annotation_tail`` texts
 
 
-def polygons_json(rings: list[np.ndarray]) -> str:
-    """``[[x1,y1,x2,...],...]`` with float notation, as json.dumps writes a list of floats."""
-    return "[" + ",".join(ring_texts(rings)) + "]"
-
-
 def ring_texts(rings: list[np.ndarray]) -> list[str]:
     """``[x1,y1,x2,...]`` per ring, exactly as ``json.dumps`` writes a list of floats.
 
