@@ -139,7 +139,7 @@ def convert(
     from .convert import convert as run_convert
     from .datasets import load_dataset
 
-    dataset = load_dataset(root, layout, category)
+    dataset = load_dataset(root, layout, category, sizes=False)  # convert's workers read the headers
     options = ConvertOptions(formats=parse_formats(fmt), split=str(split_file) if split_file else split, seed=seed,
                              classes=classes, images=images, good=good, min_area=min_area, simplify=simplify,
                              coco_masks=coco_masks, workers=workers)

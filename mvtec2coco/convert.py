@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,7 @@ from .errors import OptionError
 from .export import FORMATS, coco, yolo
 from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
 from .export.yolo import polygon_texts
-from .imageio import load_mask
+from .imageio import load_mask, read_header
 from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .parallel import default_workers, pmap
 from .records import Dataset, Sample
@@ -79,7 +79,7 @@ class Job(NamedTuple):
 
     image: str
     masks: tuple[str, ...]
-    width: int
+    width: int  # 0: not read yet (a listing without headers); the worker reads the header
     height: int
     image_rel: str  # images/<subset>/<path as in the dataset>
     label_rel: str  # labels/<subset>/<same, .txt>
@@ -95,17 +95,16 @@ class Context:
 
 
 class SampleResult(NamedTuple):
-    """What the main process needs back: COCO annotation text and the numbers for the report."""
+    """What the main process needs back: the image size, COCO annotation text, report numbers."""
 
+    width: int
+    height: int
     coco: tuple[str, ...]  # each annotation's JSON from "segmentation" to its closing brace
     areas: tuple[int, ...]
     hole_pixels: tuple[int, ...]
     skipped_small: int
     skipped_on_good: int
     polygon_ious: tuple[float, ...]
-
-
-_NOTHING = SampleResult((), (), (), 0, 0, ())
 
 
 def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
@@ -115,8 +114,9 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     operations (``masks.instances_of_masks``, ``yolo_polygons``, ``polygon_texts``).
     """
     opts, formats = context.options, {fmt for fmt, _ in context.roots}
+    sizes = [(job.width, job.height) if job.width else _image_size(job.image) for job in jobs]
     masked = [k for k, job in enumerate(jobs) if job.masks]
-    decoded = (load_mask(jobs[k].masks, jobs[k].height, jobs[k].width, zero_one=False) for k in masked)
+    decoded = (load_mask(jobs[k].masks, sizes[k][1], sizes[k][0], zero_one=False) for k in masked)
     found = dict(zip(masked, instances_of_masks(decoded, opts.simplify)))
     kept = {k: [i for i in regions if i.area >= opts.min_area] if jobs[k].class_id is not None else []
             for k, regions in found.items()}
@@ -124,7 +124,7 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     flat = [i for regions in kept.values() for i in regions]
     seg_lines: dict[int, list[str]] = {k: [] for k in kept}
     if "yolo-seg" in formats:
-        texts = polygon_texts(yolo_polygons(flat), [(jobs[k].width, jobs[k].height) for k in owners])
+        texts = polygon_texts(yolo_polygons(flat), [sizes[k] for k in owners])
         for k, text in zip(owners, texts):
             seg_lines[k].append(f"{jobs[k].class_id} {text}")
     tails: dict[int, list[str]] = {k: [] for k in kept}
@@ -134,24 +134,30 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     results = []
     for k, job in enumerate(jobs):
         regions, mine = found.get(k, ()), kept.get(k, ())
-        box_lines = [yolo.box_line(job.class_id, i.bbox, job.width, job.height) for i in mine]
+        width, height = sizes[k]
+        box_lines = [yolo.box_line(job.class_id, i.bbox, width, height) for i in mine]
         for fmt, root in context.roots:
             _place(job.image, f"{root}/{job.image_rel}", opts.images)
             if fmt != "coco":
                 _label(f"{root}/{job.label_rel}", box_lines if fmt == "yolo" else seg_lines.get(k, ()))
         if not regions:
-            results.append(_NOTHING)
+            results.append(SampleResult(width, height, (), (), (), 0, 0, ()))
             continue
         holes = tuple(i.hole_pixels for i in mine)
         ious: list[float] = []
         if opts.simplify > 0:
             for inst in mine:
                 if not inst.has_holes:
-                    ious.append(iou(polygon_to_mask(inst.coco_polygons(), job.height, job.width), decode_rle(inst.rle)))
+                    ious.append(iou(polygon_to_mask(inst.coco_polygons(), height, width), decode_rle(inst.rle)))
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
-        results.append(SampleResult(tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
+        results.append(SampleResult(width, height, tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
                                     len(regions) - len(mine) - on_good, on_good, tuple(ious)))
     return results
+
+
+def _image_size(image: str) -> tuple[int, int]:
+    header = read_header(Path(image))
+    return header.width, header.height
 
 
 def _coco_tails(found: list[Instance], mode: str) -> list[str]:
@@ -208,27 +214,22 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
         context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
         jobs = _jobs(samples, split, names, options)
-        # The main process is idle while workers run: let it create the mirrored folders meanwhile
-        # (workers create any folder they reach first; both sides tolerate the other).
-        maker = threading.Thread(target=_make_folders, args=(context, jobs), daemon=True)
-        maker.start()
-        try:
-            results = _run_jobs(context, jobs, options.workers, progress)
-        finally:  # on an error too: the staging folder can only be removed once nothing writes in it
-            maker.join()
-        report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
-        manifest = manifest_text(samples, split)
+        # The main process is idle while workers run: let it create the mirrored folders and write
+        # what needs no results meanwhile (workers create any folder they reach first; both sides
+        # tolerate the other). Leaving the ``with`` waits for it, on an error too: the staging
+        # folder can only be removed once nothing writes in it.
+        with ThreadPoolExecutor(1) as side:
+            tree = side.submit(_write_tree, context, jobs, tmp, finals, samples, split, names)
+            results = _run_jobs(context, jobs, options.workers, progress)
+            tree.result()  # its error, if any, is this conversion's error
+        report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
         report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
             if fmt == "coco":
                 _write_coco(root, samples, split, names, jobs, results, options)
-            else:
-                _write_yaml(root, finals[fmt], names, split)
-            (root / "split.csv").write_text(manifest)
             (root / "report.json").write_text(report_text)
         if multi:
-            (tmp / "split.csv").write_text(manifest)
             (tmp / "report.json").write_text(report_text)
     return report
 
@@ -253,8 +254,10 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
     return [result for results in by_chunk for result in results]
 
 
-def _make_folders(context: Context, jobs: list[Job]) -> None:
-    """Create every folder of the mirrored layout, parents first (runs beside the workers)."""
+def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, Path], samples: list[Sample],
+                split: Split, names: list[str]) -> None:
+    """Everything of the output that needs no worker's result: the mirrored folders, parents
+    first, then ``split.csv`` everywhere and ``data.yaml`` for YOLO (runs beside the workers)."""
     image_dirs = {job.image_rel.rpartition("/")[0] for job in jobs}
     label_dirs = {job.label_rel.rpartition("/")[0] for job in jobs}
     folders = set()
@@ -263,17 +266,26 @@ def _make_folders(context: Context, jobs: list[Job]) -> None:
             folders.add(f"{root}/{rel}")
     for folder in sorted(folders, key=lambda f: (f.count("/"), f)):
         os.makedirs(folder, exist_ok=True)
+    manifest = manifest_text(samples, split)
+    roots = [Path(root) for _, root in context.roots]
+    for fmt, root in zip(finals, roots):
+        if fmt != "coco":
+            yolo.write_data_yaml(root, finals[fmt], names, _subset_paths(split))
+    for root in dict.fromkeys([*roots, tmp]):
+        (root / "split.csv").write_text(manifest)
 
 
 def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions) -> list[Job]:
     """One job per sample, in the (sorted) order of ``samples``."""
     index = {n: i for i, n in enumerate(names)}
+    subsets = split.subsets
     jobs = []
     for s in samples:
         name = class_name(s, options.classes)
-        subset, relpath = split.subsets[s.id], s.relpath
-        jobs.append(Job(str(s.image), tuple(map(str, s.masks)), s.width, s.height, image_relpath(subset, relpath),
-                        label_relpath(subset, relpath), index[name] if name is not None else None))
+        subset, relpath = subsets[s.id], s.relpath
+        jobs.append(Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
+                        image_relpath(subset, relpath), label_relpath(subset, relpath),
+                        None if name is None else index[name]))
     return jobs
 
 
@@ -286,17 +298,13 @@ def _subset_paths(split: Split) -> dict[str, str]:
     return {k: paths[k] for k in SUBSETS if k in paths}
 
 
-def _write_yaml(root: Path, final_root: Path, names: list[str], split: Split) -> None:
-    yolo.write_data_yaml(root, final_root, names, _subset_paths(split))
-
-
 def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], jobs: list[Job],
                 results: list[SampleResult], options: ConvertOptions) -> None:
     supers = supercategories(samples, options.classes)
     members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
     for s, job, result in zip(samples, jobs, results):
         members[split.subsets[s.id]].append(
-            coco.CocoImage(s.relpath, job.width, job.height, (job.class_id or 0) + 1, result.coco))
+            coco.CocoImage(s.relpath, result.width, result.height, (job.class_id or 0) + 1, result.coco))
     for subset, images in members.items():
         if images:
             coco.write(root / "annotations" / f"instances_{subset}.json", images, names, supers, subset)

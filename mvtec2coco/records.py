@@ -19,6 +19,7 @@ class Sample:
     unique and stable. ``label`` is ``"good"``, a defect type, or ``None`` for unlabeled images
     (MVTec AD 2 private test sets). ``masks`` holds zero, one or several files (LOCO); any pixel
     > 0 in any of them is defect. Sizes come from file headers; no pixel is decoded to fill them.
+    They are 0 in a listing made without reading headers (``load_dataset(..., sizes=False)``).
     """
 
     id: str
@@ -30,6 +31,10 @@ class Sample:
     width: int
     height: int
     channels: int
+
+    @property
+    def has_size(self) -> bool:
+        return self.width > 0
 
     @property
     def is_good(self) -> bool:

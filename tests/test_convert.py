@@ -7,12 +7,13 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from mvtec2coco.convert import ConvertOptions, convert, parse_formats
 from mvtec2coco.datasets import load_dataset
-from mvtec2coco.errors import BrokenFileError, OptionError, OutputExistsError
+from mvtec2coco.errors import BrokenFileError, OptionError, OutputExistsError, SizeMismatchError
 from mvtec2coco.verify import verify
 
 from .helpers import run_cli, tree_digest
@@ -152,12 +153,30 @@ def test_class_modes_verify(tiny_mvtec, tmp_path, mode, expected):
 
 
 def test_converting_twice_gives_identical_bytes(tiny_mvtec, tmp_path):
-    options = ConvertOptions(formats=parse_formats("all"), images="copy")
+    options = ConvertOptions(formats=parse_formats("all"), images="copy", workers=2)
     convert(load_dataset(tiny_mvtec), tmp_path / "out", options)
     first = tree_digest(tmp_path / "out")
-    convert(load_dataset(tiny_mvtec), tmp_path / "out", options, overwrite=True)
+    unsized = load_dataset(tiny_mvtec, sizes=False)  # the second time the workers read the headers
+    assert not any(s.has_size for s in unsized.samples)
+    convert(unsized, tmp_path / "out", options, overwrite=True)
     assert tree_digest(tmp_path / "out") == first
     assert len(first) > 150
+
+
+@pytest.mark.parametrize("damage", ["mask size", "truncated image"])
+def test_workers_reading_headers_name_the_bad_file(tiny_copy, tmp_path, damage):
+    if damage == "mask size":
+        bad = tiny_copy / "grid/ground_truth/bent/000_mask.png"
+        cv2.imwrite(str(bad), np.zeros((40, 40), np.uint8))
+    else:
+        bad = tiny_copy / "bottle/train/good/003.png"
+        bad.write_bytes(bad.read_bytes()[:-40])
+    out = tmp_path / "out"
+    with pytest.raises(SizeMismatchError if damage == "mask size" else BrokenFileError) as err:
+        convert(load_dataset(tiny_copy, sizes=False), out, ConvertOptions(formats=parse_formats("all"), workers=2))
+    assert err.value.path == bad  # raised in a worker process, path intact
+    assert ("40x40" if damage == "mask size" else "truncated") in str(err.value)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
 def test_refuses_non_empty_output_unless_overwrite(tiny_mvtec, tmp_path):

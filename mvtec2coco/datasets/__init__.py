@@ -6,16 +6,20 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..records import Dataset
+from .common import with_size
 from .detect import LAYOUTS, READERS, category_dirs, detect_layout
 
 __all__ = ["LAYOUTS", "load_dataset", "detect_layout"]
 
 
-def load_dataset(path: Path | str, layout: str | None = None, categories: list[str] | None = None) -> Dataset:
+def load_dataset(path: Path | str, layout: str | None = None, categories: list[str] | None = None,
+                 sizes: bool = True) -> Dataset:
     """List every sample below ``path`` (a dataset root or one category) without decoding pixels.
 
     ``layout`` overrides detection; ``categories`` keeps only those category names and raises
-    ``DatasetError`` for a name that is not there.
+    ``DatasetError`` for a name that is not there. ``sizes`` reads every image's and mask's header
+    (sizes must agree); without it, sizes stay 0 for a caller that reads them itself, as
+    ``convert`` does in its worker processes instead of one header after another here.
     """
     path = Path(path).resolve()
     if layout is None:
@@ -33,4 +37,6 @@ def load_dataset(path: Path | str, layout: str | None = None, categories: list[s
     reader = READERS[layout]
     samples = [s for d in dirs for s in reader.read_category(root, d)]
     samples.sort(key=lambda s: s.id)
+    if sizes:
+        samples = [with_size(s) for s in samples]
     return Dataset(root=root, layout=layout, samples=tuple(samples))

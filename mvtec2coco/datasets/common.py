@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import EmptyCategoryError, PairingError, SizeMismatchError
@@ -45,28 +46,29 @@ def image_files_recursive(folder: Path) -> list[Path]:
 
 def sample_id(root: Path, image: Path) -> str:
     """``image`` relative to ``root``, suffix dropped, with ``/`` separators."""
-    relative = os.path.relpath(image, root) if not str(image).startswith(f"{root}{os.sep}") else str(image)[len(str(root)) + 1 :]
-    return os.path.splitext(relative)[0].replace(os.sep, "/")
+    text, base = str(image), str(root)  # pathlib caches both strings; string work is the fast path
+    if text.startswith(base) and text[len(base) : len(base) + 1] == os.sep:
+        relative = text[len(base) + 1 :]
+    else:
+        relative = os.path.relpath(text, base)
+    stem = os.path.splitext(relative)[0]
+    return stem if os.sep == "/" else stem.replace(os.sep, "/")
 
 
 def make_sample(
     root: Path, category: str, split: str, label: str | None, image: Path, masks: tuple[Path, ...]
 ) -> Sample:
-    """Build a sample, reading the image's and masks' headers to check sizes agree."""
-    header = read_header(image)
-    for mask in masks:
-        check_same_size(mask, read_header(mask), image, header)
-    return Sample(
-        id=sample_id(root, image),
-        category=category,
-        split=split,
-        label=label,
-        image=image,
-        masks=masks,
-        width=header.width,
-        height=header.height,
-        channels=header.channels,
-    )
+    """Build a sample from the listing alone: its size stays 0 until ``with_size`` reads it."""
+    return Sample(id=sample_id(root, image), category=category, split=split, label=label, image=image,
+                  masks=masks, width=0, height=0, channels=0)
+
+
+def with_size(sample: Sample) -> Sample:
+    """``sample`` with its image's size, read from headers; its masks must have the same size."""
+    header = read_header(sample.image)
+    for mask in sample.masks:
+        check_same_size(mask, read_header(mask), sample.image, header)
+    return replace(sample, width=header.width, height=header.height, channels=header.channels)
 
 
 def check_same_size(mask: Path, mask_header: ImageHeader, image: Path, header: ImageHeader) -> None:
@@ -79,11 +81,12 @@ def check_same_size(mask: Path, mask_header: ImageHeader, image: Path, header: I
         )
 
 
-def require_mask(image: Path, mask: Path | None, where: Path) -> Path:
-    if mask is None or not mask.is_file():
-        raise PairingError(
-            f"defect image has no mask (looked for {where})", image, "add the mask or move the image"
-        )
+def require_mask(image: Path, mask: Path | None, folder: Path, name: str) -> Path:
+    """``mask``, found by the listing, or a ``PairingError`` naming ``folder / name``, the path that
+    was looked for (joined only then: most images have their mask, and joins add up by thousands)."""
+    if mask is None:
+        raise PairingError(f"defect image has no mask (looked for {folder / name})", image,
+                           "add the mask or move the image")
     return mask
 
 

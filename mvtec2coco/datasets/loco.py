@@ -38,7 +38,7 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
             for image in image_files(label_dir):
                 masks = mask_sets.get((label, image.stem), ())
                 if label != GOOD and not masks:
-                    require_mask(image, None, gt_dir / label / image.stem / "000.png")
+                    require_mask(image, None, gt_dir / label / image.stem, "000.png")
                 used.update(masks)
                 samples.append(make_sample(root, category, split_dir.name, label, image, masks))
     orphan_masks({m for ms in mask_sets.values() for m in ms}, used)

@@ -28,12 +28,13 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
             continue
         for label_dir in subdirs(split_dir):
             label = label_dir.name
+            label_masks = gt_dir / label
             for image in image_files(label_dir):
                 # ground_truth/ describes the test images; train/good/000 must not claim good/000_mask
                 found = by_key.get((label, image.stem)) if split_dir.name != "train" else None
                 masks: tuple[Path, ...] = ()
                 if label != GOOD:
-                    masks = (require_mask(image, found, gt_dir / label / f"{image.stem}_mask.png"),)
+                    masks = (require_mask(image, found, label_masks, f"{image.stem}_mask.png"),)
                 elif found is not None:
                     masks = (found,)
                 used.update(masks)
