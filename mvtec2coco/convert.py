@@ -12,7 +12,6 @@ import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +28,7 @@ from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_imag
 from .export.yolo import polygon_texts
 from .imageio import load_mask, read_header
 from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
-from .parallel import default_workers, pmap
+from .parallel import default_workers, fork_map
 from .records import Dataset, Sample
 from .split import SUBSETS, Split, make_split, manifest_text
 from .staging import staged_output
@@ -170,22 +169,28 @@ def _coco_tails(found: list[Instance], mode: str) -> list[str]:
 
 
 def _place(src: str, dst: str, mode: str) -> None:
-    _in_existing_folder(dst, lambda: place_image(src, dst, mode))
+    if mode == "link":  # the common case first, without the general path's calls
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # no folder yet, or another filesystem: the general path sorts it out
+    _in_existing_folder(dst, place_image, src, dst, mode)
 
 
 def _label(path: str, lines: list[str] | tuple[()]) -> None:
-    _in_existing_folder(path, lambda: yolo.write_labels(path, lines))
+    _in_existing_folder(path, yolo.write_labels, path, lines)
 
 
-def _in_existing_folder(path: str, write: Callable[[], None]) -> None:
-    """Run ``write`` (which creates ``path``), creating the folder first if no one has yet: the
-    main process makes them all concurrently, and asking forgiveness costs nothing per file once
-    they exist. Retried once; a missing source fails again and is raised then."""
+def _in_existing_folder(path: str, write: Callable[..., None], *args: object) -> None:
+    """Run ``write(*args)`` (which creates ``path``), creating the folder first if no one has
+    yet: the main process makes them all meanwhile, and asking forgiveness costs nothing per
+    file once they exist. Retried once; a missing source fails again and is raised then."""
     try:
-        write()
+        write(*args)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        write()
+        write(*args)
 
 
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,
@@ -215,14 +220,9 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
         jobs = _jobs(samples, split, names, options)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
-        # The main process is idle while workers run: let it create the mirrored folders and write
-        # what needs no results meanwhile (workers create any folder they reach first; both sides
-        # tolerate the other). Leaving the ``with`` waits for it, on an error too: the staging
-        # folder can only be removed once nothing writes in it.
-        with ThreadPoolExecutor(1) as side:
-            tree = side.submit(_write_tree, context, jobs, tmp, finals, samples, split, names)
-            results = _run_jobs(context, jobs, options.workers, progress)
-            tree.result()  # its error, if any, is this conversion's error
+        # While the workers run, this process writes what needs no result.
+        write_tree = partial(_write_tree, context, jobs, tmp, finals, samples, split, names)
+        results = _run_jobs(context, jobs, options.workers, progress, write_tree)
         report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
         report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
@@ -234,20 +234,22 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     return report
 
 
-def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool) -> list[SampleResult]:
+def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool,
+              meanwhile: Callable[[], object]) -> list[SampleResult]:
     """``process_chunk`` over chunks of ``jobs`` in worker processes; results in job order.
 
     Chunks with masks cost far more than chunks of good images, so they are handed out first
-    (longest first): the cheap ones then even out the workers' finishing times.
+    (longest first): the cheap ones then even out the workers' finishing times. ``meanwhile``
+    runs in this process while the workers work.
     """
     workers = workers or default_workers()
     size = max(1, min(CHUNK, len(jobs) // (4 * workers)))
     chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     cost = [len(c) + MASK_COST * sum(len(j.masks) for j in c) for c in chunks]
     order = sorted(range(len(chunks)), key=lambda k: -cost[k])
-    done = pmap(partial(process_chunk, context), [chunks[k] for k in order], workers,
-                "Converting" if progress else None, chunksize=1, initializer=keep_freed_memory,
-                sizes=[len(chunks[k]) for k in order])
+    done = fork_map(partial(process_chunk, context), [chunks[k] for k in order], workers,
+                    "Converting" if progress else None, sizes=[len(chunks[k]) for k in order],
+                    initializer=keep_freed_memory, meanwhile=meanwhile)
     by_chunk: list[list[SampleResult]] = [[] for _ in chunks]
     for k, results in zip(order, done):
         by_chunk[k] = results
@@ -257,7 +259,8 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
 def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, Path], samples: list[Sample],
                 split: Split, names: list[str]) -> None:
     """Everything of the output that needs no worker's result: the mirrored folders, parents
-    first, then ``split.csv`` everywhere and ``data.yaml`` for YOLO (runs beside the workers)."""
+    first (workers create any folder they reach first; both sides tolerate the other), then
+    ``split.csv`` everywhere and ``data.yaml`` for YOLO. Runs while the workers work."""
     image_dirs = {job.image_rel.rpartition("/")[0] for job in jobs}
     label_dirs = {job.label_rel.rpartition("/")[0] for job in jobs}
     folders = set()

@@ -1,11 +1,21 @@
-"""Map a function over items in worker processes, in order, with an optional rich progress bar."""
+"""Map a function over items in worker processes, in order, with an optional rich progress bar.
+
+``pmap`` is the general tool (a process pool fed item by item). ``fork_map`` is for the one hot
+path, conversion: forked workers inherit the items instead of receiving them, and send their
+results back once each, so the main process has next to nothing to do while they work.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import pickle
+import selectors
+import signal
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,19 +62,170 @@ def pmap(
         if description is None:
             yield from results
         else:
-            yield from _with_progress(results, sizes or [1] * len(items), description)
+            yield from with_progress(results, sizes or [1] * len(items), description)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
-def _with_progress(results: Iterable[R], sizes: list[int], description: str) -> Iterator[R]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=sum(sizes))
+def with_progress(results: Iterable[R], sizes: list[int], description: str) -> Iterator[R]:
+    """Yield ``results`` while a bar counts ``sizes`` (one per result) up to their sum."""
+    with _Bar(description, sum(sizes)) as bar:
+        done = 0
         for result, size in zip(results, sizes):
-            progress.advance(task, size)
+            done += size
+            bar.update(done)
             yield result
+
+
+class WorkerError(Exception):
+    """The traceback of an error raised in a ``fork_map`` worker (the cause of the re-raised error)."""
+
+
+def fork_map(
+    fn: Callable[[T], R],
+    items: list[T],
+    workers: int | None = None,
+    description: str | None = None,
+    sizes: list[int] | None = None,
+    initializer: Callable[[], object] | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[R]:
+    """``[fn(item) for item in items]``, computed by ``workers`` forked processes.
+
+    The workers inherit ``items`` with the fork and take the next index from a shared counter,
+    so work starts in the order of ``items`` (put the heaviest first) and nothing is pickled on
+    the way in; each worker pickles all its results once, when the items run out. With a process
+    pool, the per-item messages cost the main process about a tenth of a CPU-second on the full
+    synthetic MVTec AD, time taken from the two workers of a 2-core machine.
+
+    ``meanwhile`` runs here after the fork, while the workers work: forking while a thread of
+    this process runs is unsafe, so side work belongs there rather than in a thread. The first
+    error of a worker (or of ``meanwhile``, or Ctrl-C) stops the others and is raised here, once
+    no worker is left that could still write. Where there is no ``os.fork`` (Windows), for one
+    worker or for few items, everything runs in this process.
+    """
+    workers = workers or default_workers()
+    weights = sizes or [1] * len(items)
+    if not hasattr(os, "fork") or workers < 2 or len(items) < 2 or sum(weights) < MIN_ITEMS_FOR_POOL:
+        if meanwhile is not None:
+            meanwhile()
+        return list(pmap(fn, items, 1, description, initializer=initializer, sizes=sizes))
+    shared = multiprocessing.RawArray("q", 2)  # [next item to take, weight of the items done]
+    lock = multiprocessing.Lock()
+    children: dict[int, int] = {}  # read end of a worker's pipe -> its pid
+    try:
+        for _ in range(min(workers, len(items))):
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read)
+                for other in children:
+                    os.close(other)
+                _work(fn, items, weights, shared, lock, initializer, write)
+            os.close(write)
+            children[read] = pid
+        if meanwhile is not None:
+            meanwhile()
+        return _gather(children, len(items), shared, sum(weights), description)
+    finally:
+        for read, pid in children.items():  # only workers still running on an error are left here
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read)
+
+
+def _work(fn: Callable, items: list, weights: list[int], shared, lock, initializer: Callable[[], object] | None,
+          pipe: int) -> NoReturn:
+    """A forked worker's life: take items until none is left, send the results, exit."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the main process cleans up, workers just stop
+        try:
+            if initializer is not None:
+                initializer()
+            done = {}
+            while True:
+                with lock:
+                    k = shared[0]
+                    shared[0] = k + 1
+                if k >= len(items):
+                    break
+                done[k] = fn(items[k])
+                with lock:
+                    shared[1] += weights[k]
+            payload = pickle.dumps((None, None, done), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - every error goes back to the main process
+            payload = _pickled_error(exc)
+        with os.fdopen(pipe, "wb") as out:
+            out.write(payload)
+        code = 0
+    finally:
+        os._exit(code)  # never return into the parent's code
+
+
+def _pickled_error(exc: Exception) -> bytes:
+    text = "".join(traceback.format_exception(exc))
+    try:
+        return pickle.dumps((exc, text, None), pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an error that cannot be pickled still gets reported
+        return pickle.dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), text, None))
+
+
+def _gather(children: dict[int, int], n: int, shared, total: int, description: str | None) -> list:
+    """Read every worker's results as they arrive; raise the first worker error."""
+    results: list = [None] * n
+    received = 0
+    pieces: dict[int, list[bytes]] = {read: [] for read in children}
+    with selectors.DefaultSelector() as selector, _Bar(description, total) as bar:
+        for read in children:
+            selector.register(read, selectors.EVENT_READ)
+        while children:
+            for key, _ in selector.select(timeout=0.1 if bar.shown else None):
+                data = os.read(key.fd, 1 << 20)
+                if data:
+                    pieces[key.fd].append(data)
+                    continue
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                _, status = os.waitpid(children.pop(key.fd), 0)
+                payload = b"".join(pieces.pop(key.fd))
+                if not payload:
+                    raise RuntimeError(f"a worker process died without a result (wait status {status})")
+                error, text, done = pickle.loads(payload)
+                if error is not None:
+                    raise error from WorkerError(text)
+                for k, result in done.items():
+                    results[k] = result
+                received += len(done)
+            bar.update(shared[1])
+    if received != n:
+        raise RuntimeError(f"workers returned {received} of {n} results")
+    return results
+
+
+class _Bar:
+    """A rich progress bar on stderr when ``description`` is set, else nothing."""
+
+    def __init__(self, description: str | None, total: int):
+        self.description, self.total, self.shown = description, total, description is not None
+        self._progress = None
+
+    def __enter__(self) -> _Bar:
+        if self.shown:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self._progress = Progress(*columns, console=Console(stderr=True), transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=self.total)
+        return self
+
+    def update(self, completed: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

@@ -37,9 +37,9 @@ def _tensor(cache: ImageCache, paths: list[Path]) -> torch.Tensor:
 def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: str | None):
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     if progress:
-        from ..parallel import _with_progress
+        from ..parallel import with_progress
 
-        yield from _with_progress((_tensor(cache, c) for c in chunks), [1] * len(chunks), progress)
+        yield from with_progress((_tensor(cache, c) for c in chunks), [1] * len(chunks), progress)
     else:
         yield from (_tensor(cache, c) for c in chunks)
 

@@ -1,0 +1,84 @@
+"""fork_map and pmap: same results as a plain map, errors raised where the caller can see them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from mvtec2coco.errors import BrokenFileError
+from mvtec2coco.parallel import WorkerError, fork_map, pmap
+
+ITEMS = list(range(200))
+
+
+def _square_with_pid(k: int) -> tuple[int, int]:
+    time.sleep(0.002)  # long enough for both workers to take items
+    return k * k, os.getpid()
+
+
+def _fail_at_17(k: int) -> int:
+    if k == 17:
+        raise BrokenFileError("cannot decode", Path(f"/data/{k}.png"), "copy it again")
+    return k
+
+
+def _die_at_5(k: int) -> int:
+    if k == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return k
+
+
+def _slow(k: int) -> int:
+    time.sleep(0.002)
+    return k
+
+
+def test_fork_map_equals_map_and_uses_several_processes():
+    results = fork_map(_square_with_pid, ITEMS, workers=2)
+    assert [r for r, _ in results] == [k * k for k in ITEMS]
+    pids = {pid for _, pid in results}
+    assert os.getpid() not in pids and len(pids) == 2
+
+
+def test_fork_map_runs_small_inputs_here():
+    results = fork_map(_square_with_pid, ITEMS[:3], workers=2)
+    assert results == [(k * k, os.getpid()) for k in ITEMS[:3]]
+    assert list(pmap(_square_with_pid, ITEMS[:3], workers=2)) == results
+
+
+def test_fork_map_raises_the_workers_typed_error_with_its_traceback():
+    with pytest.raises(BrokenFileError) as err:
+        fork_map(_fail_at_17, ITEMS, workers=2)
+    assert err.value.path == Path("/data/17.png") and err.value.hint == "copy it again"
+    assert isinstance(err.value.__cause__, WorkerError) and "_fail_at_17" in str(err.value.__cause__)
+
+
+def test_fork_map_notices_a_worker_that_died():
+    with pytest.raises(RuntimeError, match="died without a result"):
+        fork_map(_die_at_5, ITEMS, workers=2)
+
+
+def test_fork_map_runs_meanwhile_here_while_workers_work():
+    seen = []
+    results = fork_map(_slow, ITEMS, workers=2, meanwhile=lambda: seen.append(os.getpid()))
+    assert results == ITEMS and seen == [os.getpid()]
+
+
+def test_an_error_meanwhile_stops_the_workers():
+    def fail() -> None:
+        raise OSError("disk full")
+
+    before = _children()
+    with pytest.raises(OSError, match="disk full"):
+        fork_map(_slow, ITEMS, workers=2, meanwhile=fail)
+    assert _children() == before  # every worker was stopped and reaped
+
+
+def _children() -> set[int]:
+    """Pids of this process's children, zombies included (Linux)."""
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return set(map(int, path.read_text().split())) if path.exists() else set()
