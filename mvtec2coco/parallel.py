@@ -12,6 +12,7 @@ import os
 import pickle
 import selectors
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -102,15 +103,15 @@ def fork_map(
     ``meanwhile`` runs here after the fork, while the workers work: forking while a thread of
     this process runs is unsafe, so side work belongs there rather than in a thread. The first
     error of a worker (or of ``meanwhile``, or Ctrl-C) stops the others and is raised here, once
-    no worker is left that could still write. Where there is no ``os.fork`` (Windows), for one
-    worker or for few items, everything runs in this process.
+    no worker is left that could still write. Off Linux (no fork on Windows, an unsafe one on
+    macOS) it is ``pmap`` after ``meanwhile``, which also runs one worker or few items here.
     """
     workers = workers or default_workers()
     weights = sizes or [1] * len(items)
-    if not hasattr(os, "fork") or workers < 2 or len(items) < 2 or sum(weights) < MIN_ITEMS_FOR_POOL:
+    if not sys.platform.startswith("linux") or workers < 2 or len(items) < 2 or sum(weights) < MIN_ITEMS_FOR_POOL:
         if meanwhile is not None:
             meanwhile()
-        return list(pmap(fn, items, 1, description, initializer=initializer, sizes=sizes))
+        return list(pmap(fn, items, workers, description, chunksize=1, initializer=initializer, sizes=sizes))
     shared = multiprocessing.RawArray("q", 2)  # [next item to take, weight of the items done]
     lock = multiprocessing.Lock()
     children: dict[int, int] = {}  # read end of a worker's pipe -> its pid

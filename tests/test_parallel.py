@@ -82,3 +82,13 @@ def _children() -> set[int]:
     """Pids of this process's children, zombies included (Linux)."""
     path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
     return set(map(int, path.read_text().split())) if path.exists() else set()
+
+
+def test_off_linux_fork_map_is_a_process_pool(monkeypatch):
+    import mvtec2coco.parallel as parallel
+
+    monkeypatch.setattr(parallel.sys, "platform", "darwin")
+    seen = []
+    results = fork_map(_square_with_pid, ITEMS, workers=2, meanwhile=lambda: seen.append(1))
+    assert [r for r, _ in results] == [k * k for k in ITEMS] and seen == [1]
+    assert os.getpid() not in {pid for _, pid in results}
