@@ -15,15 +15,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from .allocator import keep_freed_memory
 from .classes import class_name
 from .datasets import load_dataset
 from .errors import VerificationError
 from .export import FORMATS
 from .imageio import load_mask
-from .masks import Instance, decode_rle, instances, iou
-from .parallel import pmap
+from .masks import Instance, instances, iou
+from .parallel import fork_map
 from .records import Sample
 from .ultra import quiet_offline_ultralytics
 
@@ -105,8 +107,8 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
         options = report["options"]
         jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options) for r in rows]
         names = _class_names(folder, fmt)
-        checks = list(pmap(_check_one, [(*j, names) for j in jobs], workers,
-                           f"Verifying {fmt}" if progress else None))
+        checks = fork_map(_check_one, [(*j, names) for j in jobs], workers, f"Verifying {fmt}" if progress else None,
+                          initializer=keep_freed_memory)
         summary = _summarize(checks, min_iou)
         summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
         if fmt != "coco":
@@ -133,18 +135,76 @@ def _class_names(folder: Path, fmt: str) -> list[str]:
     return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
 
 
-def _source_instances(sample: Sample, options: dict) -> list[Instance]:
+def _source_instances(sample: Sample, options: dict) -> tuple[list[Instance], np.ndarray | None]:
+    """The regions the conversion had to write, and the merged mask they come from."""
     if not sample.masks or sample.is_good:
-        return []
-    found = instances(load_mask(sample.masks, sample.height, sample.width, zero_one=False))
-    return [i for i in found if i.area >= options["min_area"]]
+        return [], None
+    mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False)
+    return [i for i in instances(mask) if i.area >= options["min_area"]], mask
+
+
+def source_crops(found: list[Instance], mask: np.ndarray) -> list[np.ndarray]:
+    """Each region as a bool array over its box, cut from the mask itself.
+
+    Within its box a region is one 8-connected component (labelled there by OpenCV, not by the
+    converter's own tracing); the component is picked by the region's first pixel in raster
+    order, whose top-left corner is the smallest (y, x) corner of the exact outline.
+    """
+    crops = []
+    for inst in found:
+        x, y, w, h = inst.bbox
+        crop = np.ascontiguousarray(mask[y : y + h, x : x + w] > 0, dtype=np.uint8)
+        corner = inst.outer[np.lexsort((inst.outer[:, 0], inst.outer[:, 1]))[0]]
+        _, labels = cv2.connectedComponents(crop, connectivity=8)
+        crops.append(labels == labels[int(corner[1]) - y, int(corner[0]) - x])
+    return crops
+
+
+def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the non-zero pixels; pycocotools decodes column-major, whose transpose is
+    row-major, so no full-image copy is needed."""
+    if mask.flags.c_contiguous:
+        return cv2.boundingRect(mask)
+    y, x, h, w = cv2.boundingRect(np.ascontiguousarray(mask.T))
+    return x, y, w, h
+
+
+def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """IoU of every source region (``found``, ``source_crops``) with every full-image output mask,
+    and the IoU of their unions. Only box overlaps are compared: full-image operations per pair
+    made verification take far longer than conversion."""
+    views = [m.astype(np.uint8, copy=False) for m in outputs]
+    out_boxes = [_box_of(v) for v in views]
+    out_areas = [cv2.countNonZero(v if v.flags.c_contiguous else v.T) for v in views]
+    matrix = np.zeros((len(found), len(views)))
+    for i, (inst, crop) in enumerate(zip(found, crops)):
+        x, y, w, h = inst.bbox
+        for j, (view, (ox, oy, ow, oh)) in enumerate(zip(views, out_boxes)):
+            x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + ow), min(y + h, oy + oh)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            inter = np.count_nonzero(crop[y0 - y : y1 - y, x0 - x : x1 - x] & (view[y0:y1, x0:x1] != 0))
+            matrix[i, j] = inter / (inst.area + out_areas[j] - inter)
+    boxes = [inst.bbox for inst in found] + [b for b in out_boxes if b[2] and b[3]]
+    if not boxes:
+        return matrix, 1.0
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    union_src = np.zeros((y1 - y0, x1 - x0), bool)
+    for inst, crop in zip(found, crops):
+        x, y, w, h = inst.bbox
+        union_src[y - y0 : y - y0 + h, x - x0 : x - x0 + w] |= crop
+    union_out = np.zeros_like(union_src)
+    for view in views:
+        union_out |= view[y0:y1, x0:x1] != 0
+    return matrix, iou(union_out, union_src)
 
 
 def _check_one(args) -> ImageCheck:
     fmt, folder, sample, subset, options, names = args
     folder = Path(folder)
     check = ImageCheck(f"{subset}/{sample.relpath}")
-    source = _source_instances(sample, options)
+    source, mask = _source_instances(sample, options)
     expected_class = class_name(sample, options["classes"])
     check.expected = len(source)
     try:
@@ -162,15 +222,8 @@ def _check_one(args) -> ImageCheck:
     if boxes is not None:
         pairs = _match(_box_iou_matrix([i.bbox for i in source], boxes))
     else:
-        source_masks = [decode_rle(i.rle) for i in source]
-        pairs = _match(np.array([[iou(a, b) for b in masks] for a in source_masks]).reshape(len(source), len(masks)))
-        union_out = np.zeros((sample.height, sample.width), np.uint8)
-        union_src = np.zeros_like(union_out)
-        for m in masks:
-            union_out |= m
-        for m in source_masks:
-            union_src |= m
-        check.image_iou = iou(union_out, union_src)
+        matrix, check.image_iou = mask_ious(source, source_crops(source, mask) if source else [], masks)
+        pairs = _match(matrix)
     check.ious = [v for _, _, v in pairs]
     check.missing = len(source) - len(pairs)
     check.extra = len(classes) - len(pairs)

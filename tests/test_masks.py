@@ -230,3 +230,23 @@ def test_batch_of_masks_equals_one_by_one():
     for one, batch in zip([instances(m) for m in masks], instances_of_masks(masks)):
         assert [(i.bbox, i.area, i.rle, i.hole_pixels) for i in one] == [(i.bbox, i.area, i.rle, i.hole_pixels) for i in batch]
         assert all(np.array_equal(a.outer, b.outer) for a, b in zip(one, batch))
+
+
+def test_verify_compares_crops_exactly_as_full_images():
+    """verify's box-limited IoUs equal full-image IoUs, for shifted, merged and missing outputs."""
+    from mvtec2coco.verify import mask_ious, source_crops
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        mask = (rng.random((60, 70)) < rng.uniform(0.02, 0.4)).astype(np.uint8) * 255
+        found = instances(mask)
+        fulls = [decode_rle(i.rle).astype(bool) for i in found]
+        outputs = [np.asfortranarray(np.roll(m, int(rng.integers(-2, 3)), axis=1)).astype(np.uint8) for m in fulls[:5]]
+        if len(fulls) > 6:
+            outputs.append((fulls[5] | fulls[6]).astype(np.uint8))  # two regions written as one
+        matrix, image_iou = mask_ious(found, source_crops(found, mask), outputs)
+        expected = np.array([[iou(a, b) for b in outputs] for a in fulls]).reshape(len(fulls), len(outputs))
+        assert np.allclose(matrix, expected)
+        union_src = np.any(fulls, axis=0) if fulls else np.zeros(mask.shape, bool)
+        union_out = np.any(outputs, axis=0) if outputs else np.zeros(mask.shape, bool)
+        assert image_iou == pytest.approx(iou(union_out, union_src))
