@@ -6,8 +6,9 @@ PNG, read every image header, and create as many files and hardlinks as the conv
 (empty label files, links): (a) in three flat folders, (a') at the paths the conversion uses, so
 that the 1,545 mirrored folders are made too. Both floors and the conversion are timed in this one
 run on `synth --preset mvtec-full` (5,354 images, 1,258 masks), alternating, after an untimed
-warm-up; the best of --repeat runs is reported with the ratios, and CPU seconds (this process and
-its workers) per run.
+warm-up; the best of --repeat runs is reported with the ratios, the median of each run's own
+ratio (robust to the machine's drifts between runs), and CPU seconds (this process and its
+workers) per run.
 
 Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full] [--work DIR]
 --work copies the dataset to DIR once (e.g. /dev/shm/m2c, RAM-backed: about 5.3 GB) and times there, which
@@ -141,6 +142,8 @@ def main() -> None:
     print(f"(a') floor, files at the layout's paths ({n_folders} folders): best {best_tree:.2f} s")
     print(f"(b) convert --format all --images link:                    best {best_ours:.2f} s")
     print(f"ratio (b)/(a): {best_ours / best_floor:.2f} (goal <= 1.5); ratio (b)/(a'): {best_ours / best_tree:.2f}")
+    paired = sorted(o / f for (o, _), (f, _) in zip(oursl, floors))  # each run's own ratio: robust to drifts
+    print(f"median of the runs' own ratios (b)/(a): {paired[len(paired) // 2]:.2f}")
     for old in args.data.parent.glob("bench_*.old-*"):
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
