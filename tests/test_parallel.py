@@ -92,3 +92,20 @@ def test_off_linux_fork_map_is_a_process_pool(monkeypatch):
     results = fork_map(_square_with_pid, ITEMS, workers=2, meanwhile=lambda: seen.append(1))
     assert [r for r, _ in results] == [k * k for k in ITEMS] and seen == [1]
     assert os.getpid() not in {pid for _, pid in results}
+
+
+def _in_worker_flag(_: int) -> tuple[bool, int]:
+    from mvtec2coco.parallel import in_worker
+
+    time.sleep(0.002)
+    return in_worker(), os.getpid()
+
+
+@pytest.mark.parametrize("mapper", ["fork_map", "pmap"])
+def test_in_worker_is_true_only_in_worker_processes(mapper):
+    from mvtec2coco.parallel import in_worker
+
+    run = fork_map if mapper == "fork_map" else (lambda fn, items, workers: list(pmap(fn, items, workers)))
+    results = run(_in_worker_flag, ITEMS, workers=2)
+    assert all(flag for flag, _ in results) and os.getpid() not in {pid for _, pid in results}
+    assert not in_worker() and run(_in_worker_flag, ITEMS[:2], workers=2)[0][0] is False
