@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from . import __version__
@@ -27,9 +26,9 @@ from .errors import OptionError
 from .export import FORMATS, coco, yolo
 from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
 from .export.yolo import polygon_texts
-from .imageio import load_mask, read_header
+from .imageio import load_mask, opencv_single_threaded, read_header
 from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
-from .parallel import default_workers, fork_map, in_worker
+from .parallel import default_workers, fork_map
 from .records import Dataset, Sample
 from .split import SUBSETS, Split, make_split, manifest_text
 from .staging import staged_output
@@ -248,22 +247,14 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
     chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     cost = [len(c) + MASK_COST * sum(len(j.masks) for j in c) for c in chunks]
     order = sorted(range(len(chunks)), key=lambda k: -cost[k])
-    done = fork_map(partial(process_chunk, context), [chunks[k] for k in order], workers,
-                    "Converting" if progress else None, sizes=[len(chunks[k]) for k in order],
-                    initializer=_prepare_worker, meanwhile=meanwhile)
+    with opencv_single_threaded():
+        done = fork_map(partial(process_chunk, context), [chunks[k] for k in order], workers,
+                        "Converting" if progress else None, sizes=[len(chunks[k]) for k in order],
+                        initializer=keep_freed_memory, meanwhile=meanwhile)
     by_chunk: list[list[SampleResult]] = [[] for _ in chunks]
     for k, results in zip(order, done):
         by_chunk[k] = results
     return [result for results in by_chunk for result in results]
-
-
-def _prepare_worker() -> None:
-    """Keep freed memory (see ``allocator``); in a worker process also no OpenCV threads: the
-    workers already use every core, and OpenCV's own threads only competed with them (measured
-    2-4% slower, alternating, on the full synthetic MVTec AD)."""
-    keep_freed_memory()
-    if in_worker():
-        cv2.setNumThreads(1)
 
 
 def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, Path], samples: list[Sample],

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,19 @@ def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zer
             )
         merged = mask if merged is None else cv2.max(merged, mask)
     return merged if merged is not None else np.zeros((height, width), dtype=np.uint8)
+
+
+@contextmanager
+def opencv_single_threaded() -> Iterator[None]:
+    """OpenCV without its own threads while worker processes already use every core.
+
+    Measured on the full synthetic MVTec AD, OpenCV's threads only competed with the other worker
+    (2-4% slower, alternating). Set before forking the workers, which inherit it: changing it
+    inside a forked child can hang on the parent's thread pool.
+    """
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)

@@ -24,22 +24,6 @@ R = TypeVar("R")
 MIN_ITEMS_FOR_POOL = 16
 
 
-_IN_WORKER = False
-
-
-def in_worker() -> bool:
-    """True in a worker process of ``pmap`` or ``fork_map``: process-wide settings made there
-    (e.g. by an initializer) end with the worker."""
-    return _IN_WORKER
-
-
-def _start_worker(initializer: Callable[[], object] | None) -> None:
-    global _IN_WORKER
-    _IN_WORKER = True
-    if initializer is not None:
-        initializer()
-
-
 def default_workers() -> int:
     """All cores this process may use."""
     try:
@@ -69,7 +53,7 @@ def pmap(
     pool = None
     try:
         if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
-            pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(initializer,))
+            pool = ProcessPoolExecutor(workers, initializer=initializer)
             size = chunksize or max(1, min(32, len(items) // (workers * 8)))
             results = pool.map(fn, items, chunksize=size)
         else:
@@ -159,7 +143,8 @@ def _work(fn: Callable, items: list, weights: list[int], shared, lock, initializ
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the main process cleans up, workers just stop
         try:
-            _start_worker(initializer)
+            if initializer is not None:
+                initializer()
             done = {}
             while True:
                 with lock:

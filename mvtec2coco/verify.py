@@ -23,7 +23,7 @@ from .classes import class_name
 from .datasets import load_dataset
 from .errors import VerificationError
 from .export import FORMATS
-from .imageio import load_mask
+from .imageio import load_mask, opencv_single_threaded
 from .masks import Instance, instances, iou
 from .parallel import fork_map
 from .records import Sample
@@ -107,8 +107,9 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
         options = report["options"]
         jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options) for r in rows]
         names = _class_names(folder, fmt)
-        checks = fork_map(_check_one, [(*j, names) for j in jobs], workers, f"Verifying {fmt}" if progress else None,
-                          initializer=keep_freed_memory)
+        with opencv_single_threaded():
+            checks = fork_map(_check_one, [(*j, names) for j in jobs], workers,
+                              f"Verifying {fmt}" if progress else None, initializer=keep_freed_memory)
         summary = _summarize(checks, min_iou)
         summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
         if fmt != "coco":
