@@ -1,9 +1,11 @@
 """One pass over the masks -> YOLO boxes, YOLO polygons and COCO JSON, written atomically.
 
-Each worker process takes one sample: it decodes the mask once, extracts the instances, writes
-the YOLO label files and places the image for every requested format, and hands back each COCO
-annotation already as JSON text, which the main process numbers and joins per subset. Nothing is dropped silently: every
-skipped image or instance is counted, by reason and class, in ``report.json``.
+Forked worker processes take chunks of samples: for each sample they read the image's header,
+decode its masks once, extract the instances, write the YOLO label files and place the image for
+every requested format, and hand back each COCO annotation already as JSON text, which the main
+process numbers and joins per subset. Meanwhile the main process writes what needs no result
+(folders, ``split.csv``, ``data.yaml``). Nothing is dropped silently: every skipped image or
+instance is counted, by reason and class, in ``report.json``.
 """
 
 from __future__ import annotations

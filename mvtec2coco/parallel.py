@@ -1,8 +1,9 @@
 """Map a function over items in worker processes, in order, with an optional rich progress bar.
 
-``pmap`` is the general tool (a process pool fed item by item). ``fork_map`` is for the one hot
-path, conversion: forked workers inherit the items instead of receiving them, and send their
-results back once each, so the main process has next to nothing to do while they work.
+``pmap`` is the general tool (a process pool fed item by item). ``fork_map`` is for the hot
+paths, conversion and verification: forked workers inherit the items instead of receiving them,
+and send their results back once each, so the main process has next to nothing to do while they
+work.
 """
 
 from __future__ import annotations
@@ -118,7 +119,12 @@ def fork_map(
     try:
         for _ in range(min(workers, len(items))):
             read, write = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read)
+                os.close(write)
+                raise
             if pid == 0:
                 os.close(read)
                 for other in children:
@@ -193,7 +199,10 @@ def _gather(children: dict[int, int], n: int, shared, total: int, description: s
                 payload = b"".join(pieces.pop(key.fd))
                 if not payload:
                     raise RuntimeError(f"a worker process died without a result (wait status {status})")
-                error, text, done = pickle.loads(payload)
+                try:
+                    error, text, done = pickle.loads(payload)
+                except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+                    raise RuntimeError(f"a worker process died while sending its results (wait status {status})") from exc
                 if error is not None:
                     raise error from WorkerError(text)
                 for k, result in done.items():
