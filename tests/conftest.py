@@ -20,15 +20,23 @@ os.environ["MVTEC2COCO_SOCKET_LOG"] = str(SOCKET_LOG)
 
 from mvtec2coco.synth import generate  # noqa: E402
 
+CHECKOUT_RUNS = ROOT / "runs"  # the CLI's default run folders: tests must write to tmp_path instead
+_RUNS_BEFORE: list[bool] = []
+
 
 def pytest_sessionstart(session):
     SOCKET_LOG.unlink(missing_ok=True)
+    _RUNS_BEFORE.append(CHECKOUT_RUNS.exists())
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run if any test process tried the network, even where the error was swallowed."""
+    """Fail the run if any test process tried the network, even where the error was swallowed,
+    or if a test left run folders in the checkout."""
     if SOCKET_LOG.is_file() and SOCKET_LOG.read_text().strip():
         print(f"\nnetwork access attempted during the tests:\n{SOCKET_LOG.read_text()}")
+        session.exitstatus = 1
+    if CHECKOUT_RUNS.exists() and not _RUNS_BEFORE[0]:
+        print(f"\na test wrote into the checkout: {CHECKOUT_RUNS} (pass --out or project= a tmp_path)")
         session.exitstatus = 1
 
 

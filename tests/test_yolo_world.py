@@ -125,11 +125,13 @@ def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
 
 
 def test_missing_weights_messages(converted, tmp_path):
+    run = tmp_path / "run"  # never the default runs/ of the current directory: that is the checkout
     result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--weights",
-                     tmp_path / "yolov8s-worldv2.pt")
+                     tmp_path / "yolov8s-worldv2.pt", "--out", run)
     assert result.returncode == 2
     assert "yolov8s-worldv2.pt" in result.stderr and "nothing is downloaded" in result.stderr
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml")
+    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
+                     "--out", run)
     assert result.returncode == 2 and "--clip-weights" in result.stderr
 
 

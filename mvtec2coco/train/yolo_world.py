@@ -173,11 +173,14 @@ def train_detector(data_yaml: Path, out: Path, cfg: DetectorConfig) -> dict:
         return _summarize(out, derived, world=True)
 
 
-def _metrics(model, data_yaml: Path, split: str) -> dict | None:
+def _metrics(model, data_yaml: Path, split: str, run: Path) -> dict | None:
+    """Box metrics on ``split``; ultralytics' validation folder goes inside ``run``, not into
+    ``runs/detect/`` under the current directory."""
     data = yaml.safe_load(Path(data_yaml).read_text())
     if split not in data:
         return None
-    r = model.val(data=str(data_yaml), split=split, plots=False, verbose=False)
+    r = model.val(data=str(data_yaml), split=split, plots=False, verbose=False, project=str(Path(run).absolute()),
+                  name=f"val_{split}", exist_ok=True)
     names = r.names if isinstance(r.names, dict) else dict(enumerate(r.names))
     per_class = {}
     for i, c in enumerate(r.box.ap_class_index):
@@ -196,7 +199,7 @@ def _summarize(out: Path, data_yaml: Path, world: bool) -> dict:
     model = (YOLOWorld if world else YOLO)(str(best))
     summary = {"weights": str(best), "world": world, "data": str(data_yaml)}
     for split in ("val", "test"):
-        summary[split] = _metrics(model, data_yaml, split)
+        summary[split] = _metrics(model, data_yaml, split, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -217,13 +220,14 @@ def evaluate_detector(weights: Path, data_yaml: Path, split: str = "test", out: 
     class embeddings, and the class names are matched through the same renaming as training)."""
     model, world = _load(weights)
     data = data_yaml
+    run = Path(out or Path(weights).parent.parent)
     if world:
-        data, texts = world_dataset(data_yaml, Path(out or Path(weights).parent.parent))
+        data, texts = world_dataset(data_yaml, run)
         model_names = list(model.names.values()) if isinstance(model.names, dict) else list(model.names)
         if model_names != texts:
             raise OptionError(f"the model was trained on classes {model_names}, the data has {texts}", data_yaml,
                               "evaluate on the data the model was trained on")
-    result = _metrics(model, Path(data), split)
+    result = _metrics(model, Path(data), split, run)
     if result is None:
         raise OptionError(f"data.yaml has no '{split}' subset", data_yaml)
     if out:
