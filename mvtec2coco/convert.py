@@ -171,12 +171,6 @@ def _coco_tails(found: list[Instance], mode: str) -> list[str]:
 
 
 def _place(src: str, dst: str, mode: str) -> None:
-    if mode == "link":  # the common case first, without the general path's calls
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass  # no folder yet, or another filesystem: the general path sorts it out
     _in_existing_folder(dst, place_image, src, dst, mode)
 
 

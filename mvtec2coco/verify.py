@@ -92,13 +92,16 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     quiet_offline_ultralytics()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
+    listed: dict[tuple, dict[str, Sample]] = {}  # an --format all output lists one dataset once, not per format
     for fmt, folder in find_outputs(out).items():
         report = _read_report(folder)
         root = Path(dataset) if dataset else Path(report["dataset"]["root"])
         if not root.is_dir():
             raise VerificationError("source dataset not found", root, "pass --dataset with its new location")
-        source = load_dataset(root, report["dataset"]["layout"], report["dataset"]["categories"])
-        samples = {s.id: s for s in source.samples}
+        key = (root, report["dataset"]["layout"], tuple(report["dataset"]["categories"]))
+        if key not in listed:
+            listed[key] = {s.id: s for s in load_dataset(root, key[1], list(key[2])).samples}
+        samples = listed[key]
         rows = _read_manifest(folder)
         missing_sources = [r["sample_id"] for r in rows if r["sample_id"] not in samples]
         if missing_sources:
@@ -144,7 +147,7 @@ def _source_instances(sample: Sample, options: dict) -> tuple[list[Instance], np
     return [i for i in instances(mask) if i.area >= options["min_area"]], mask
 
 
-def source_crops(found: list[Instance], mask: np.ndarray) -> list[np.ndarray]:
+def source_crops(found: list[Instance], mask: np.ndarray | None) -> list[np.ndarray]:
     """Each region as a bool array over its box, cut from the mask itself.
 
     Within its box a region is one 8-connected component (labelled there by OpenCV, not by the
@@ -161,13 +164,14 @@ def source_crops(found: list[Instance], mask: np.ndarray) -> list[np.ndarray]:
     return crops
 
 
-def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the non-zero pixels; pycocotools decodes column-major, whose transpose is
-    row-major, so no full-image copy is needed."""
+def _box_and_area(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """(x, y, w, h) and count of the non-zero pixels. pycocotools decodes column-major, whose
+    transpose is row-major: OpenCV reads that one, so no full-image copy is made."""
     if mask.flags.c_contiguous:
-        return cv2.boundingRect(mask)
-    y, x, h, w = cv2.boundingRect(np.ascontiguousarray(mask.T))
-    return x, y, w, h
+        return cv2.boundingRect(mask), cv2.countNonZero(mask)
+    row_major = np.ascontiguousarray(mask.T)
+    y, x, h, w = cv2.boundingRect(row_major)
+    return (x, y, w, h), cv2.countNonZero(row_major)
 
 
 def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
@@ -175,8 +179,7 @@ def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.n
     and the IoU of their unions. Only box overlaps are compared: full-image operations per pair
     made verification take far longer than conversion."""
     views = [m.astype(np.uint8, copy=False) for m in outputs]
-    out_boxes = [_box_of(v) for v in views]
-    out_areas = [cv2.countNonZero(v if v.flags.c_contiguous else v.T) for v in views]
+    out_boxes, out_areas = zip(*map(_box_and_area, views)) if views else ((), ())
     matrix = np.zeros((len(found), len(views)))
     for i, (inst, crop) in enumerate(zip(found, crops)):
         x, y, w, h = inst.bbox
@@ -223,7 +226,7 @@ def _check_one(args) -> ImageCheck:
     if boxes is not None:
         pairs = _match(_box_iou_matrix([i.bbox for i in source], boxes))
     else:
-        matrix, check.image_iou = mask_ious(source, source_crops(source, mask) if source else [], masks)
+        matrix, check.image_iou = mask_ious(source, source_crops(source, mask), masks)
         pairs = _match(matrix)
     check.ious = [v for _, _, v in pairs]
     check.missing = len(source) - len(pairs)
