@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import Mvtec2CocoError
+from .errors import Mvtec2CocoError, OptionError
+from .paths import check_output_file
 
 app = typer.Typer(
     help="Turn anomaly-detection datasets (MVTec AD and relatives) into verified YOLO and COCO labels.",
@@ -81,8 +82,12 @@ def summary(
     Example: mvtec2coco summary demo/bottle --json summary.json --plot summary.png
     """
     from .datasets import load_dataset
+    from .staging import write_file
     from .summary import plot, summarize, to_json
 
+    for given in (json_path, plot_path):
+        if given is not None:
+            check_output_file(given, [root])  # before the work, not after it
     dataset = load_dataset(root, layout, category)
     summaries = summarize(dataset, workers, progress=True)
     for s in summaries:
@@ -90,12 +95,11 @@ def summary(
         sys.stdout.flush()
         out_console.print(_summary_table(s))
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(dataset, summaries), indent=2) + "\n")
-        out_console.print(f"facts written to {json_path}")
+        path = write_file(json_path, json.dumps(to_json(dataset, summaries), indent=2) + "\n", dataset.sources)
+        out_console.print(f"facts written to {path}")
     if plot_path:
-        plot(summaries, plot_path)
-        out_console.print(f"plot written to {plot_path}")
+        path = plot(summaries, plot_path)
+        out_console.print(f"plot written to {path}")
 
 
 def _summary_table(s) -> Table:
@@ -113,10 +117,12 @@ def _summary_table(s) -> Table:
 def convert(
     root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (written atomically).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="yolo (boxes), yolo-seg (polygons), coco, or all.")] = "yolo",
-    split: Annotated[str, typer.Option(help="Ratios train,val,test (stratified by category and class), or official.")]
-    = "0.7,0.15,0.15",
-    split_file: Annotated[Path | None, typer.Option(help="Reuse the split.csv of an earlier conversion.")] = None,
+    fmt: Annotated[list[str] | None, typer.Option("--format", "-f", help="yolo (boxes), yolo-seg (polygons), coco, "
+                                                  "or all; comma-separated or repeated for several.")] = None,
+    split: Annotated[str | None, typer.Option(help="Ratios train,val,test (stratified by category and class), or "
+                                              "official. Default 0.7,0.15,0.15.")] = None,
+    split_file: Annotated[Path | None, typer.Option(help="Reuse the split.csv of an earlier conversion "
+                                                    "(instead of --split).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     classes: Annotated[str, typer.Option(help="type (one class per defect type), single (one class 'defect'), "
                                          "category-type ('bottle/broken_large').")] = "type",
@@ -128,8 +134,9 @@ def convert(
     simplify: Annotated[float, typer.Option(help="Douglas-Peucker tolerance in px for polygons (0 = exact).")] = 0.0,
     coco_masks: Annotated[str, typer.Option(help="auto (RLE only for regions with holes), rle, or polygon "
                                             "(holes lost, pixels counted).")] = "auto",
+    strict: Annotated[bool, typer.Option(help="Treat every warning as an error (nothing is written).")] = False,
     workers: WorkersOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it is an earlier output of mvtec2coco.")] = False,
 ) -> None:
     """Convert defect masks into YOLO box labels, YOLO polygons and/or COCO JSON, one instance per region.
 
@@ -139,10 +146,14 @@ def convert(
     from .convert import convert as run_convert
     from .datasets import load_dataset
 
+    if split_file is not None and split is not None:
+        raise OptionError("--split and --split-file both given", hint="pass one of them")
+    options = ConvertOptions(formats=parse_formats(fmt or ["yolo"]), split=str(split_file) if split_file else
+                             (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, good=good,
+                             min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
+                             workers=workers)
+    options.check()
     dataset = load_dataset(root, layout, category, sizes=False)  # convert's workers read the headers
-    options = ConvertOptions(formats=parse_formats(fmt), split=str(split_file) if split_file else split, seed=seed,
-                             classes=classes, images=images, good=good, min_area=min_area, simplify=simplify,
-                             coco_masks=coco_masks, workers=workers)
     report = run_convert(dataset, out, options, overwrite=overwrite, progress=True)
     _print_report(report)
 
@@ -186,15 +197,18 @@ def verify(
     """
     from .verify import verify as run_verify
 
+    if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
+        raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
     result = run_verify(out, dataset, min_iou, workers, progress=True)
     table = Table(title=f"verify {out}")
     for col in ("format", "images", "instances", "matched", "missing", "extra", "class err", f"IoU<{min_iou}",
-                "IoU mean", "IoU min", "unpaired", "result"):
+                "IoU mean", "IoU min", "unpaired", "problems", "result"):
         table.add_column(col, justify="left" if col in ("format", "result") else "right")
     for fmt, f in result["formats"].items():
         table.add_row(fmt, str(f["images"]), str(f["instances_expected"]), str(f["matched"]), str(f["missing"]),
                       str(f["extra"]), str(f["class_mismatch"]), str(f["low_iou"]), str(f["instance_iou_mean"]),
-                      str(f["instance_iou_min"]), str(len(f["unpaired"])), "PASS" if f["passed"] else "FAIL")
+                      str(f["instance_iou_min"]), str(len(f["unpaired"])), str(f["problems_total"]),
+                      "PASS" if f["passed"] else "FAIL")
     out_console.print(table)
     for fmt, f in result["formats"].items():
         yaml_problem = [f["dataset_yaml"]] if f.get("dataset_yaml", "ok") != "ok" else []
@@ -219,8 +233,11 @@ def validate(
 
     Example: mvtec2coco validate demo/bottle --json findings.json
     """
+    from .staging import write_file
     from .validate import validate_dataset
 
+    if json_path is not None:
+        check_output_file(json_path, [root])
     result = validate_dataset(root, layout, category, tiny, workers, progress=True)
     table = Table(title=f"validate {root}")
     for col in ("check", "level", "count", "first file"):
@@ -231,7 +248,7 @@ def validate(
     out_console.print(f"{result['masks']} masks in {result['images']} images: {result['errors']} error(s), "
                       f"{result['warnings']} warning(s)")
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        write_file(json_path, json.dumps(result, indent=2) + "\n", [root])
     if result["errors"]:
         raise typer.Exit(1)
 
@@ -239,7 +256,7 @@ def validate(
 @app.command()
 def preview(
     out: Annotated[Path, typer.Argument(help="Output folder of `convert` (YOLO or COCO, or --format all).")],
-    n: Annotated[int, typer.Option("--n", help="How many images (defect images first).")] = 16,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many images (defect images first).")] = 16,
     image_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (default OUT/preview.png).")]
     = None,
     subset: Annotated[str | None, typer.Option(help="Only this subset (train, val, test).")] = None,
@@ -653,16 +670,48 @@ def predict_yolo_world_cmd(
 def main() -> None:
     """Console entry point: a user mistake prints one line and exits with code 2.
 
-    typer's standalone mode already does that for bad options and arguments; our typed errors
-    are caught here so that no traceback is shown unless ``--debug`` is given.
+    Bad options and arguments (click's errors), our typed errors and unexpected ``OSError`` s
+    all become one line on stderr, with no traceback unless ``--debug`` is given. Ctrl-C,
+    SIGTERM and SIGHUP stop the command after its clean-up, with 128 + the signal's number.
     """
+    import click
+
+    from .staging import Interrupted, install_signal_handlers, on_notice, translate_os_error
+
+    # typer ships its own copy of click: its errors and click's are caught alike
+    click_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
+    aborts = tuple({click.exceptions.Abort, typer.Abort})
+    install_signal_handlers()
+    on_notice(lambda text: err_console.print(f"notice: {text}", markup=False, soft_wrap=True))
     try:
-        app()
+        code = app(standalone_mode=False)
+    except Interrupted as exc:
+        _fail(f"interrupted by {exc}: nothing was written", 128 + exc.signum)
+    except (KeyboardInterrupt, *aborts):
+        _fail("interrupted: nothing was written", 130)
+    except click_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(exc.exit_code)
+        if STATE["debug"]:
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _fail(f"{exc.format_message()}{where}".replace("\n", " "), exc.exit_code)
     except Mvtec2CocoError as exc:
         if STATE["debug"]:
             raise
-        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
+    except OSError as exc:  # an I/O failure no library code expected: still one line
+        if STATE["debug"]:
+            raise
+        _fail(str(translate_os_error(exc, None, Path("."))), 2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(text: str, code: int) -> None:
+    err_console.print(f"error: {text}", markup=False, soft_wrap=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ instance is counted, by reason and class, in ``report.json``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -28,17 +29,18 @@ from .errors import OptionError
 from .export import FORMATS, coco, yolo
 from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
 from .export.yolo import polygon_texts
-from .imageio import load_mask, opencv_single_threaded, read_header
+from .imageio import MASK_NOTES, load_mask, opencv_single_threaded, read_header
 from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .parallel import default_workers, fork_map
 from .records import Dataset, Sample
-from .split import SUBSETS, Split, make_split, manifest_text
+from .split import SUBSETS, Split, is_split_file, make_split, manifest_text
 from .staging import staged_output
 
 COCO_MASKS = ("auto", "rle", "polygon")
 CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
 MASK_COST = 8  # a sample with a mask costs about this many without (decode, geometry), for scheduling
 GOOD_MODES = ("include", "exclude")
+MAX_EXAMPLES = 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ConvertOptions:
     min_area: int = 0
     simplify: float = 0.0
     coco_masks: str = "auto"
+    strict: bool = False  # every warning is an error
     workers: int | None = None
 
     def check(self) -> None:
@@ -64,15 +67,21 @@ class ConvertOptions:
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
             raise OptionError(f"unknown format {bad}", hint=f"use {', '.join(FORMATS)} or all")
-        if self.min_area < 0 or self.simplify < 0:
-            raise OptionError("--min-area and --simplify must be >= 0")
+        if self.min_area < 0 or not (self.simplify >= 0 and math.isfinite(self.simplify)):
+            raise OptionError("--min-area and --simplify must be finite numbers >= 0")
+        if self.seed < 0:
+            raise OptionError(f"--seed {self.seed} is negative", hint="use a seed >= 0")
+        if self.workers is not None and self.workers < 1:
+            raise OptionError("--workers must be at least 1")
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
-    """``all`` or a comma-separated list of formats."""
-    if text == "all":
+def parse_formats(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``all`` or comma-separated formats, given once or repeated (``-f yolo -f coco``): all of
+    them, in the order given, each once."""
+    parts = [p.strip() for item in ([text] if isinstance(text, str) else text) for p in item.split(",") if p.strip()]
+    if "all" in parts:
         return FORMATS
-    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    return tuple(dict.fromkeys(parts))
 
 
 class Job(NamedTuple):
@@ -106,6 +115,7 @@ class SampleResult(NamedTuple):
     skipped_small: int
     skipped_on_good: int
     polygon_ious: tuple[float, ...]
+    notes: tuple[tuple[str, str], ...] = ()  # (finding, file): what a user must hear about
 
 
 def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
@@ -117,8 +127,14 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     opts, formats = context.options, {fmt for fmt, _ in context.roots}
     sizes = [(job.width, job.height) if job.width else _image_size(job.image) for job in jobs]
     masked = [k for k, job in enumerate(jobs) if job.masks]
-    decoded = (load_mask(jobs[k].masks, sizes[k][1], sizes[k][0], zero_one=False) for k in masked)
+    notes: dict[int, list[tuple[str, str]]] = {k: [] for k in masked}
+    decoded = (load_mask(jobs[k].masks, sizes[k][1], sizes[k][0], zero_one=False, notes=notes[k]) for k in masked)
     found = dict(zip(masked, instances_of_masks(decoded, opts.simplify)))
+    for k, regions in found.items():
+        if not regions and jobs[k].class_id is not None:
+            notes[k].append(("empty_defect_mask", jobs[k].masks[0]))
+        elif regions and jobs[k].class_id is None:
+            notes[k].append(("mask_on_good_image", jobs[k].masks[0]))
     kept = {k: [i for i in regions if i.area >= opts.min_area] if jobs[k].class_id is not None else []
             for k, regions in found.items()}
     owners = [k for k, regions in kept.items() for _ in regions]
@@ -142,7 +158,7 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
             if fmt != "coco":
                 _label(f"{root}/{job.label_rel}", box_lines if fmt == "yolo" else seg_lines.get(k, ()))
         if not regions:
-            results.append(SampleResult(width, height, (), (), (), 0, 0, ()))
+            results.append(SampleResult(width, height, (), (), (), 0, 0, (), tuple(notes.get(k, ()))))
             continue
         holes = tuple(i.hole_pixels for i in mine)
         ious: list[float] = []
@@ -152,7 +168,7 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
                     ious.append(iou(polygon_to_mask(inst.coco_polygons(), height, width), decode_rle(inst.rle)))
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
         results.append(SampleResult(width, height, tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
-                                    len(regions) - len(mine) - on_good, on_good, tuple(ious)))
+                                    len(regions) - len(mine) - on_good, on_good, tuple(ious), tuple(notes[k])))
     return results
 
 
@@ -189,11 +205,28 @@ def _in_existing_folder(path: str, write: Callable[..., None], *args: object) ->
         write(*args)
 
 
+FINDINGS = {
+    **MASK_NOTES,
+    "empty_defect_mask": "defect image whose mask is empty: written as a background image (no labels)",
+    "mask_on_good_image": "defect regions in the mask of a 'good' image: not written (`mvtec2coco validate` "
+                          "lists them)",
+}
+
+
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,
             progress: bool = False) -> dict:
-    """Convert ``dataset`` into ``out``; returns the report (also written as ``report.json``)."""
+    """Convert ``dataset`` into ``out``; returns the report (also written as ``report.json``).
+
+    ``out`` may not be, contain or lie inside any folder of the dataset (nor the split file);
+    that is checked, like every option, before any work. With ``options.strict`` every warning
+    is an error and nothing is written.
+    """
     options.check()
-    out = Path(out).absolute()
+    split_file = Path(options.split) if is_split_file(options.split) else None
+    inputs = [*dataset.sources, *([split_file] if split_file else [])]
+    from .paths import check_output
+
+    out = check_output(out, inputs, overwrite)  # before the split and the work: fail fast
     skipped: dict[str, object] = {}
     samples = [s for s in dataset.samples if s.is_labeled]
     if len(samples) < len(dataset.samples):
@@ -210,8 +243,11 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     shared = shared_type_warning(samples, options.classes)
     if shared:
         warnings.append(shared)
+    if any(f != "coco" for f in options.formats):
+        warnings += _subset_warnings(split)
+    _refuse_if_strict(options, warnings, {})
     multi = len(options.formats) > 1
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, overwrite, inputs, dataset.files()) as tmp:
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
         context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
         jobs = _jobs(samples, split, names, options)
@@ -219,7 +255,9 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         # While the workers run, this process writes what needs no result.
         write_tree = partial(_write_tree, context, jobs, tmp, finals, samples, split, names)
         results = _run_jobs(context, jobs, options.workers, progress, write_tree)
-        report = _report(dataset, out, options, samples, split, names, results, skipped, warnings)
+        findings = _findings(results)
+        _refuse_if_strict(options, warnings, findings)
+        report = _report(dataset, out, options, samples, split, names, results, skipped, warnings, findings)
         report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
             if fmt == "coco":
@@ -228,6 +266,38 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         if multi:
             (tmp / "report.json").write_text(report_text)
     return report
+
+
+def _findings(results: list[SampleResult]) -> dict[str, dict]:
+    """Notes of the workers per kind: how many, the first few files, and what was done."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for result in results:
+        for kind, path in result.notes:
+            found[kind].append(path)
+    return {kind: {"count": len(paths), "what": FINDINGS[kind], "examples": paths[:MAX_EXAMPLES]}
+            for kind, paths in sorted(found.items())}
+
+
+def _refuse_if_strict(options: ConvertOptions, warnings: list[str], findings: dict[str, dict]) -> None:
+    if not options.strict:
+        return
+    texts = [*warnings, *(f"{f['count']} x {f['what']} (e.g. {f['examples'][0]})" for f in findings.values())]
+    if texts:
+        more = f" and {len(texts) - 1} more" if len(texts) > 1 else ""
+        raise OptionError(f"--strict: {texts[0]}{more}", hint="fix the dataset or drop --strict; nothing was written")
+
+
+def _subset_warnings(split: Split) -> list[str]:
+    """What data.yaml does about empty subsets (ultralytics needs both train and val)."""
+    present = {s for s in SUBSETS if split.of(s)}
+    paths = _subset_paths(split)
+    notes = []
+    if "train" not in present:
+        notes.append(f"no training subset: data.yaml's train points at {paths['train']} (for evaluation only)")
+    if "val" not in present:
+        notes.append(f"no validation subset: data.yaml's val points at {paths['val']}, so validation metrics "
+                     "are not held out")
+    return notes
 
 
 def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool,
@@ -290,11 +360,14 @@ def _jobs(samples: list[Sample], split: Split, names: list[str], options: Conver
 
 
 def _subset_paths(split: Split) -> dict[str, str]:
-    """data.yaml entries; ultralytics requires ``val``, so an empty val reuses test, else train."""
+    """data.yaml entries; ultralytics requires ``train`` and ``val``, so an empty val reuses
+    test, else train, and an empty train reuses val, else test (``_subset_warnings`` says so)."""
     present = [s for s in SUBSETS if split.of(s)]
     paths = {s: f"images/{s}" for s in present}
     if "val" not in paths:
         paths["val"] = paths.get("test", paths.get("train", "images/train"))
+    if "train" not in paths:
+        paths["train"] = paths["val"]
     return {k: paths[k] for k in SUBSETS if k in paths}
 
 
@@ -311,7 +384,8 @@ def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str
 
 
 def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], split: Split,
-            names: list[str], results: list[SampleResult], skipped: dict, warnings: list[str]) -> dict:
+            names: list[str], results: list[SampleResult], skipped: dict, warnings: list[str],
+            findings: dict[str, dict]) -> dict:
     images: dict[str, Counter] = defaultdict(Counter)
     written: dict[str, Counter] = defaultdict(Counter)
     small: Counter = Counter()
@@ -330,8 +404,6 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
         skipped["instances_below_min_area"] = dict(sorted(small.items()))
     if on_good:
         skipped["instances_in_masks_of_good_images"] = on_good
-        warnings = [*warnings, f"{on_good} defect region(s) found in masks of 'good' images were not written; "
-                    "run `mvtec2coco validate` to list them"]
     total = sum(len(r.areas) for r in results)
     coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
     report = {
@@ -348,7 +420,8 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
         "coco": {"rle_instances": coco_rle, "polygon_instances": total - coco_rle,
                  "hole_pixels_lost_as_polygons": hole_pixels if options.coco_masks == "polygon" else 0},
         "skipped": skipped,
-        "warnings": warnings,
+        "warnings": [*warnings, *(f"{f['count']} x {f['what']} (e.g. {f['examples'][0]})" for f in findings.values())],
+        "findings": findings,
     }
     ious = [v for r in results for v in r.polygon_ious]
     if options.simplify > 0 and ious:

@@ -51,8 +51,20 @@ class OptionError(Mvtec2CocoError):
     """An option value is malformed or contradicts another option."""
 
 
-class OutputExistsError(Mvtec2CocoError):
-    """The output folder exists and is not empty."""
+class OutputError(Mvtec2CocoError):
+    """An output path cannot be written, or writing it would touch an input."""
+
+
+class OutputExistsError(OutputError):
+    """The output folder exists and is not empty (or is not ours to replace)."""
+
+
+class ConfigError(OptionError):
+    """A configuration file is unreadable or holds keys or values the code does not know."""
+
+
+class WeightsError(Mvtec2CocoError):
+    """A weights or checkpoint file is missing, not a checkpoint, or for another model."""
 
 
 class VerificationError(Mvtec2CocoError):

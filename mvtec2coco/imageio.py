@@ -19,6 +19,8 @@ import numpy as np
 
 from .errors import BrokenFileError
 
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a broken file is reported once, as our own error, not also as OpenCV's warning
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
 PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels after decoding
@@ -54,6 +56,8 @@ def read_header(path: Path) -> ImageHeader:
         fd = os.open(path, os.O_RDONLY)  # raw reads: a buffered file object cost more than the I/O
         try:
             head = os.pread(fd, 33, 0)
+            if not head:
+                raise BrokenFileError("image file is empty (0 bytes)", path, "copy the file again")
             if head.startswith(PNG_SIGNATURE):
                 size = os.fstat(fd).st_size
                 return _png_header(path, head, os.pread(fd, 12, max(0, size - 12)))
@@ -94,17 +98,73 @@ def _pil_header(path: Path) -> ImageHeader:
     return ImageHeader(width, height, channels)
 
 
+JPEG_SOI = b"\xff\xd8\xff"
+JPEG_THRESHOLD = 127  # a JPEG mask is defect where brighter than this: compression noise stays below
+MASK_NOTES = {
+    "jpeg_mask": "mask is a JPEG (lossy): read as defect where brighter than 127, so that compression noise "
+                 "adds no regions",
+    "palette_mask": "palette mask whose colours differ from its indices: read by the colours it shows",
+    "alpha_mask": "mask drawn in the alpha channel (its colour is uniform): read from the alpha channel",
+    "transparent_mask": "mask with transparent pixels: read as defect where visible and not black",
+}
+
+
 def read_mask_raw(path: Path) -> np.ndarray:
     """Decode a mask file to its stored values (H x W or H x W x C), palette indices kept."""
-    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return _decode(path, _head(path))
+
+
+def _head(path: Path) -> bytes:
+    """The first 26 bytes (enough for PNG's colour type and JPEG's marker); an empty or
+    unreadable file is a ``BrokenFileError``."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.pread(fd, 26, 0)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
+    if not head:
+        raise BrokenFileError("mask file is empty (0 bytes)", path, "export the mask again")
+    return head
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """libpng prints its own complaints about a broken file on stderr; ours is the one that counts."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _decode(path: Path, head: bytes) -> np.ndarray:
+    with _quiet_stderr():
+        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None:  # e.g. a path OpenCV cannot open: decode from bytes instead
         try:
-            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        except OSError as exc:
-            raise BrokenFileError(f"cannot read mask: {exc.strerror}", path) from exc
-    if array is None:
+            with _quiet_stderr():
+                array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        except (OSError, cv2.error) as exc:
+            raise BrokenFileError(f"cannot read mask: {getattr(exc, 'strerror', None) or exc}", path) from exc
+    if array is None or array.size == 0:
+        if head.startswith(PNG_SIGNATURE):
+            with open(path, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 8))
+                if fh.read() != PNG_IEND:
+                    raise BrokenFileError("PNG file is truncated (no IEND chunk)", path, "copy the file again")
         raise BrokenFileError("mask cannot be decoded", path, "re-export it as PNG")
-    if array.ndim == 3 and _is_palette_png(path):  # OpenCV expanded the palette to colours
+    if array.ndim == 3 and _is_palette(head):  # OpenCV expanded the palette to colours
         from PIL import Image
 
         with Image.open(path) as im:
@@ -112,10 +172,67 @@ def read_mask_raw(path: Path) -> np.ndarray:
     return array
 
 
-def _is_palette_png(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(26)
+def _is_palette(head: bytes) -> bool:
     return head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] == PNG_PALETTE
+
+
+def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
+    """Decode a mask as it shows, where any value > 0 is defect, with a note (a key of
+    ``MASK_NOTES``) when that differs from its raw values.
+
+    A palette PNG is read through its palette (an inverted palette would otherwise turn the
+    background into the defect), a mask with a non-opaque alpha channel by what is visible (or
+    by the alpha itself when its colour is uniform), and a JPEG above half intensity.
+    """
+    return interpret_mask(path, *read_mask_bytes(path))
+
+
+def read_mask_bytes(path: Path) -> tuple[bytes, np.ndarray]:
+    """(first bytes, stored values): what ``interpret_mask`` needs, decoded once."""
+    head = _head(path)
+    return head, _decode(path, head)
+
+
+def interpret_mask(path: Path, head: bytes, raw: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``read_mask`` on an already decoded mask (``read_mask_bytes``)."""
+    if raw.ndim == 2 and raw.dtype == np.uint8 and not head.startswith(JPEG_SOI) and not _is_palette(head):
+        return raw, None  # the common case: an 8-bit grey PNG, as stored
+    if _is_palette(head):
+        return _palette_mask(path, raw)
+    note = None
+    array = raw
+    if raw.ndim == 3 and raw.shape[2] in (2, 4):
+        colour, alpha = raw[..., :-1], raw[..., -1]
+        if alpha.min() < alpha.max() or alpha.max() == 0:
+            if colour.min() == colour.max():
+                array, note = alpha, "alpha_mask"
+            else:
+                array = np.where(alpha > 0, colour.max(axis=2), 0).astype(raw.dtype)
+                note = "transparent_mask"
+        else:
+            array = colour
+    if head.startswith(JPEG_SOI):
+        grey = array.max(axis=2) if array.ndim == 3 else array
+        return (grey > JPEG_THRESHOLD).astype(np.uint8), "jpeg_mask"
+    return array, note
+
+
+def _palette_mask(path: Path, indices: np.ndarray) -> tuple[np.ndarray, str | None]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        palette = np.asarray(im.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
+        transparency = im.info.get("transparency")
+    shown = np.zeros(256, np.uint8)
+    shown[: len(palette)] = palette.max(axis=1) if len(palette) else 0
+    if isinstance(transparency, bytes):  # per-index alpha: a transparent colour shows nothing
+        alpha = np.frombuffer(transparency, np.uint8)
+        shown[: len(alpha)] = np.where(alpha > 0, shown[: len(alpha)], 0)
+    elif isinstance(transparency, int):
+        shown[transparency] = 0
+    mask = shown[indices]
+    same = np.array_equal(mask > 0, indices > 0)
+    return mask, None if same else "palette_mask"
 
 
 def binary_mask(raw: np.ndarray) -> np.ndarray:
@@ -128,19 +245,24 @@ def binary_mask(raw: np.ndarray) -> np.ndarray:
     return (raw > 0).astype(np.uint8)
 
 
-def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zero_one: bool = True) -> np.ndarray:
-    """Merge the sample's mask files into one uint8 array of the image's size.
+def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zero_one: bool = True,
+              notes: list[tuple[str, str]] | None = None) -> np.ndarray:
+    """Merge the sample's mask files, each read as it shows (``read_mask``), into one uint8 array
+    of the image's size.
 
     With ``zero_one`` the values are 0/1. Without it, any non-zero value is defect and a single
     8-bit grey mask comes back as stored: ``masks.instances`` needs no more, and a full-frame
-    threshold per mask costs a large share of a whole conversion.
+    threshold per mask costs a large share of a whole conversion. ``notes`` collects
+    ``(note, path)`` for masks read other than by their raw values.
     """
     from .errors import SizeMismatchError
 
     merged: np.ndarray | None = None
     for path in paths:
-        raw = read_mask_raw(path)
-        mask = raw if (not zero_one and raw.ndim == 2 and raw.dtype == np.uint8) else binary_mask(raw)
+        shown, note = read_mask(Path(path))
+        if note is not None and notes is not None:
+            notes.append((note, str(path)))
+        mask = shown if (not zero_one and shown.ndim == 2 and shown.dtype == np.uint8) else binary_mask(shown)
         if mask.shape != (height, width):
             raise SizeMismatchError(
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path

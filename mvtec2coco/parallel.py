@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import NoReturn, TypeVar
 
+from .staging import reset_signals_in_child
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -54,7 +56,7 @@ def pmap(
     pool = None
     try:
         if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
-            pool = ProcessPoolExecutor(workers, initializer=initializer)
+            pool = ProcessPoolExecutor(workers, initializer=init_worker, initargs=(initializer,))
             size = chunksize or max(1, min(32, len(items) // (workers * 8)))
             results = pool.map(fn, items, chunksize=size)
         else:
@@ -68,6 +70,14 @@ def pmap(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def init_worker(initializer: Callable[[], object] | None = None) -> None:
+    """First thing in a pool's worker process: default signal actions (the main process cleans
+    up), then the caller's ``initializer``."""
+    reset_signals_in_child()
+    if initializer is not None:
+        initializer()
 
 
 def with_progress(results: Iterable[R], sizes: list[int], description: str) -> Iterator[R]:
@@ -147,7 +157,7 @@ def _work(fn: Callable, items: list, weights: list[int], shared, lock, initializ
     """A forked worker's life: take items until none is left, send the results, exit."""
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the main process cleans up, workers just stop
+        reset_signals_in_child()  # Ctrl-C, SIGTERM, SIGHUP: the main process cleans up, workers just stop
         try:
             if initializer is not None:
                 initializer()

@@ -16,11 +16,17 @@ def pyplot():
 
 
 def save(fig, path: Path, dpi: int = 100) -> Path:
-    """Lay out, write ``path`` (creating its folder) and free the figure."""
+    """Lay out, write ``path`` atomically (creating its folder) and free the figure."""
+    import io
+
     import matplotlib.pyplot as plt
 
+    from .staging import write_file
+
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return Path(path)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return write_file(Path(path), buffer.getvalue())

@@ -9,8 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import VerificationError
+from .errors import OptionError, VerificationError
 from .imageio import read_header
+from .paths import check_output_file
+from .staging import write_file
 from .verify import find_outputs
 
 TILE = 320
@@ -19,8 +21,21 @@ COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 13
 
 
 def render_preview(out: Path, n: int = 16, path: Path | None = None, subset: str | None = None) -> Path:
-    """Draw ``n`` images (defect images first) with boxes, translucent masks and class names."""
+    """Draw ``n`` images (defect images first) with boxes, translucent masks and class names.
+
+    The PNG goes to ``path`` (default ``OUT/preview.png``), checked before any drawing and
+    written atomically; the path written is returned.
+    """
+    if n < 1:
+        raise OptionError(f"--n {n}: at least one image is needed")
     outputs = find_outputs(Path(out))
+    sources = []
+    for folder in outputs.values():
+        try:
+            sources.append(Path(json.loads((folder / "report.json").read_text())["dataset"]["root"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    target = check_output_file(Path(path) if path else Path(out) / "preview.png", sources)
     fmt = next(f for f in ("coco", "yolo-seg", "yolo") if f in outputs)
     folder = outputs[fmt]
     items = _coco_items(folder, subset) if fmt == "coco" else _yolo_items(folder, subset, fmt)
@@ -34,10 +49,10 @@ def render_preview(out: Path, n: int = 16, path: Path | None = None, subset: str
     for k, tile in enumerate(tiles):
         r, c = divmod(k, cols)
         grid[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = tile
-    path = Path(path) if path else Path(out) / "preview.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return path
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise VerificationError("the preview image could not be encoded", path)
+    return write_file(target, png.tobytes())
 
 
 def _coco_items(folder: Path, subset: str | None) -> list:

@@ -59,6 +59,11 @@ class Dataset:
     root: Path
     layout: str
     samples: tuple[Sample, ...]
+    sources: tuple[Path, ...] = ()  # the folders read (resolved): no output may touch them
+
+    def files(self) -> list[Path]:
+        """Every image and mask file of the samples."""
+        return [p for s in self.samples for p in (s.image, *s.masks)]
 
     @property
     def categories(self) -> list[str]:

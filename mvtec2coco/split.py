@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,22 +36,29 @@ class Split:
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
-    """``"0.7,0.15,0.15"`` -> (0.7, 0.15, 0.15); they must be >= 0 and sum to 1."""
+    """``"0.7,0.15,0.15"`` -> (0.7, 0.15, 0.15): three finite fractions >= 0 that sum to 1."""
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6 or parts[0] == 0:
-        raise OptionError(f"split '{text}' is not three fractions train,val,test summing to 1",
-                          hint="e.g. --split 0.7,0.15,0.15, or --split official")
+    hint = "e.g. --split 0.7,0.15,0.15, or --split official"
+    if len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
+        raise OptionError(f"split '{text}' is not three finite fractions train,val,test (each >= 0)", hint=hint)
+    if abs(sum(parts) - 1.0) > 1e-6:
+        raise OptionError(f"split '{text}' sums to {sum(parts):g}, not 1", hint=hint)
     return parts  # type: ignore[return-value]
+
+
+def is_split_file(spec: str) -> bool:
+    """Whether a ``--split`` value names a split file rather than ratios or ``official``."""
+    return spec != "official" and (spec.endswith(".csv") or Path(spec).is_file())
 
 
 def make_split(samples: list[Sample], spec: str, seed: int = 0) -> Split:
     """Dispatch on ``spec``: ``official``, a path to a split CSV, or ratios."""
     if spec == "official":
         return official_split(samples)
-    if spec.endswith(".csv") or Path(spec).is_file():
+    if is_split_file(spec):
         return split_from_file(samples, Path(spec))
     return stratified_split(samples, parse_ratios(spec), seed)
 
@@ -120,14 +128,30 @@ def official_split(samples: list[Sample]) -> Split:
 
 
 def split_from_file(samples: list[Sample], path: Path) -> Split:
-    """Reuse the subsets of an earlier ``split.csv``; every sample must be listed."""
+    """Reuse the subsets of an earlier ``split.csv``; every sample must be listed, once.
+
+    A UTF-8 byte-order mark (spreadsheet exports) is accepted; a sample listed twice is an
+    error; rows for samples not in this dataset (e.g. other categories) are ignored with a warning.
+    """
     if not path.is_file():
         raise OptionError("split file does not exist", path, "pass the split.csv of an earlier conversion")
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"sample_id", "subset"} <= set(reader.fieldnames):
-            raise OptionError("split file lacks the columns sample_id and subset", path)
-        table = {row["sample_id"]: row["subset"] for row in reader}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"sample_id", "subset"} <= set(reader.fieldnames):
+                raise OptionError("split file lacks the columns sample_id and subset", path)
+            table: dict[str, str] = {}
+            rows: dict[str, int] = {}
+            for line, row in enumerate(reader, 2):
+                sample_id = row["sample_id"]
+                if sample_id in table:
+                    raise OptionError(f"sample {sample_id} is listed twice (lines {rows[sample_id]} and {line})", path,
+                                      "keep one row per sample")
+                table[sample_id], rows[sample_id] = row["subset"], line
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise OptionError(f"split file is not a readable CSV ({exc})", path) from exc
+    except OSError as exc:
+        raise OptionError(f"cannot read the split file: {exc.strerror}", path) from exc
     bad = sorted({v for v in table.values() if v not in SUBSETS})
     if bad:
         raise OptionError(f"split file names unknown subsets {bad}", path, f"use {', '.join(SUBSETS)}")
@@ -135,7 +159,12 @@ def split_from_file(samples: list[Sample], path: Path) -> Split:
     if missing:
         raise OptionError(f"split file lacks {len(missing)} sample(s), e.g. {missing[0]}", path,
                           "make a new split or convert the same dataset")
-    return Split({s.id: table[s.id] for s in samples})
+    split = Split({s.id: table[s.id] for s in samples})
+    unknown = sorted(set(table) - set(split.subsets))
+    if unknown:
+        split.warnings.append(f"split file {path} lists {len(unknown)} sample(s) that are not in this dataset "
+                              f"(ignored), e.g. {unknown[0]}")
+    return split
 
 
 def manifest_text(samples: list[Sample], split: Split) -> str:

@@ -1,46 +1,306 @@
-"""Write a whole output folder or nothing: build it in a hidden sibling, rename it into place."""
+"""Write a whole output folder or nothing: build it in a hidden sibling, rename it into place.
+
+This module owns every temporary tree the package makes:
+
+- each one holds a marker (``.mvtec2coco-staging.json``: owner pid, host, boot id, process start
+  time), so that a tree left behind by SIGKILL or a power loss is recognised as stale and removed,
+  with a one-line notice, by the next run that writes the same output;
+- SIGTERM and SIGHUP end a run the way Ctrl-C does (``Interrupted``, a ``KeyboardInterrupt``), so
+  the clean-up below runs for ``timeout``, ``docker stop`` and job schedulers too;
+- an ``OSError`` raised while a tree is built (a full disk, a read-only mount, an unreadable
+  input) becomes a typed error naming the file, after the tree is gone;
+- every finished output holds ``.mvtec2coco``, and ``--overwrite`` replaces only folders that
+  hold it, so that no command can delete a folder it did not write.
+
+Output paths are checked against input paths before any of this (``paths.check_output``).
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
+import signal
+import socket
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OutputExistsError
+from .errors import BrokenFileError, Mvtec2CocoError, OutputError, OutputExistsError
+
+STAGING_MARKER = ".mvtec2coco-staging.json"
+OWNED_MARKER = ".mvtec2coco"
+TMP_TAG = ".m2c-tmp-"
+OLD_TAG = ".m2c-old-"
+NAME_KEEP = 180  # characters of the output's name kept in a temporary name (names are <= 255 bytes)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EMLINK}
+HINTS = {errno.ENOSPC: "free some disk space (or inodes) or choose another --out",
+         errno.EDQUOT: "the disk quota is used up; free some space or choose another --out",
+         errno.EROFS: "the filesystem is read-only; choose another --out",
+         errno.EACCES: "check the permissions", errno.EPERM: "check the permissions"}
+_NOTICES: list[Callable[[str], None]] = []  # where stale-tree notices go (the CLI prints them)
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless ``overwrite``; a plain file is never replaced."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError("output path is a file", out, "choose a folder path")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError("output folder is not empty", out, "pass --overwrite or choose another folder")
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, the signal kept for the exit code."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def on_notice(callback: Callable[[str], None]) -> None:
+    """Send one-line notices (stale trees removed) to ``callback`` instead of dropping them."""
+    _NOTICES.append(callback)
+
+
+def _notice(text: str) -> None:
+    for callback in _NOTICES:
+        callback(text)
+
+
+def _raise_interrupted(signum: int, _frame) -> None:
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise ``Interrupted`` in the main thread (no-op elsewhere)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_interrupted)
+
+
+def reset_signals_in_child() -> None:
+    """Worker processes die quietly on Ctrl-C, SIGTERM and SIGHUP: the main process cleans up."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @contextmanager
-def staged_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
+def signals_held() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP while a clean-up or the final renames run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None if it does not run."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return ""
+        return ""  # alive, start time unknown (not Linux)
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner() -> dict:
+    """Who builds a temporary tree: enough to tell later whether that process still runs."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id(),
+            "started": _start_time(os.getpid())}
+
+
+def is_stale(marker: dict) -> bool | None:
+    """True if the marker's process is gone, False if it still runs, None if it cannot be told
+    (another host)."""
+    if marker.get("host") != socket.gethostname():
+        return None
+    if marker.get("boot_id") and marker.get("boot_id") != _boot_id():
+        return True
+    started = _start_time(int(marker.get("pid", -1)))
+    if started is None:
+        return True
+    return bool(started and marker.get("started") and started != marker["started"])  # pid reused
+
+
+def _temp_name(out: Path, tag: str) -> str:
+    return f".{out.name[:NAME_KEEP]}{tag}{uuid.uuid4().hex[:8]}"
+
+
+def _read_marker(tree: Path) -> dict | None:
+    try:
+        data = json.loads((tree / STAGING_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def clean_stale(out: Path) -> None:
+    """Remove temporary trees of ``out`` left by processes that no longer run; refuse to start
+    while another live process builds the same output."""
+    parent, prefix = out.parent, f".{out.name[:NAME_KEEP]}"
+    try:
+        with os.scandir(parent) as it:
+            names = [e.name for e in it if e.name.startswith(prefix) and (TMP_TAG in e.name or OLD_TAG in e.name)]
+    except OSError:
+        return
+    for name in sorted(names):
+        tree = parent / name
+        marker = _read_marker(tree)
+        if marker is None:
+            try:
+                empty = tree.is_dir() and not any(tree.iterdir())
+            except OSError:
+                empty = False
+            if empty:  # killed between creating the folder and writing its marker
+                tree.rmdir()
+            continue
+        if marker.get("target") != out.name:
+            continue
+        stale = is_stale(marker)
+        if stale is None:
+            _notice(f"{tree}: temporary tree of a run on host {marker.get('host')} (pid {marker.get('pid')}) left in "
+                    "place; remove it if that run has ended")
+        elif stale:
+            shutil.rmtree(tree, ignore_errors=True)
+            _notice(f"removed {tree}: left by an interrupted run (pid {marker.get('pid')}, no longer running)")
+        elif int(marker.get("pid", -1)) != os.getpid():
+            raise OutputError(f"another mvtec2coco process (pid {marker.get('pid')}) is writing this output",
+                              out, "wait for it to finish or choose another --out")
+
+
+def _mark(tree: Path, out: Path) -> None:
+    text = json.dumps({**owner(), "target": out.name}) + "\n"
+    (tree / STAGING_MARKER).write_text(text)
+
+
+def is_owned(folder: Path) -> bool:
+    """Whether ``folder`` is an output this package wrote (so ``--overwrite`` may replace it)."""
+    return (folder / OWNED_MARKER).is_file()
+
+
+def check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite`` and it is an output of this package."""
+    if out.exists() and not out.is_dir():
+        raise OutputError("output path is a file", out, "choose a folder path")
+    if not out.is_dir():
+        return
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot list the output folder: {exc.strerror}", out) from exc
+    if empty:
+        return
+    if not overwrite:
+        raise OutputExistsError("output folder is not empty", out, "pass --overwrite or choose another folder")
+    if not is_owned(out):
+        raise OutputExistsError(f"folder was not written by mvtec2coco (no {OWNED_MARKER} inside); --overwrite "
+                                "replaces only outputs of mvtec2coco", out, "remove it yourself or choose another folder")
+
+
+def translate_os_error(exc: OSError, staging: Path | None, out: Path) -> Mvtec2CocoError:
+    """An ``OSError`` met while building ``out`` in ``staging``, as a typed error naming the file:
+    a write into the output (named by its final path), or a read of an input."""
+    name = exc.filename if isinstance(exc.filename, str) else None
+    reason = exc.strerror or str(exc)
+    in_output = name is None or exc.errno in WRITE_ERRNOS
+    if name is not None and staging is not None and (name == str(staging) or name.startswith(f"{staging}/")):
+        name = str(out) + name[len(str(staging)):]
+        in_output = True
+    if in_output:
+        return OutputError(f"cannot write the output: {reason}", name or out, HINTS.get(exc.errno or 0))
+    return BrokenFileError(f"cannot read: {reason}", name, HINTS.get(exc.errno or 0))
+
+
+@contextmanager
+def staged_output(out: Path, overwrite: bool = False, inputs: Sequence[Path] = (),
+                  files: Sequence[Path] = ()) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; on success it replaces ``out``, on error it goes.
 
-    The temporary folder sits on the same filesystem, so the final step is a rename: a crash or
-    Ctrl-C at any moment leaves either the old ``out`` or the complete new one.
+    ``out`` is checked first (``paths.check_output``: never an input, nor inside or above one;
+    no file, mount point or dangling link); the temporary folder sits on the same filesystem, so
+    the final step is a rename: a crash, Ctrl-C, SIGTERM or SIGHUP at any moment leaves either
+    the old ``out`` or the complete new one (after SIGKILL, a marked tree the next run removes).
     """
-    out = Path(out).absolute()
-    check_output(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    from .paths import check_output
+
+    out = check_output(out, inputs, overwrite, files)
+    install_signal_handlers()
+    tmp = out.parent / _temp_name(out, TMP_TAG)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)
+        tmp.mkdir()
+        _mark(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise translate_os_error(exc, tmp, out) from exc
     try:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / STAGING_MARKER).unlink()
+        (tmp / OWNED_MARKER).write_text("mvtec2coco output: `--overwrite` may replace this folder\n")
+    except BaseException as exc:
+        with signals_held():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise translate_os_error(exc, tmp, out) from exc
         raise
+    with signals_held():
+        _swap(tmp, out)
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Put ``tmp`` at ``out``; an old ``out`` goes aside first (marked, so a crash right here
+    leaves a tree the next run recognises) and is deleted last."""
     old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-    os.rename(tmp, out)
+    try:
+        if out.exists():
+            old = out.parent / _temp_name(out, OLD_TAG)
+            os.rename(out, old)
+            _mark(old, out)
+        os.rename(tmp, out)
+    except OSError as exc:
+        if old is not None and not out.exists() and old.exists():
+            os.rename(old, out)  # put the previous output back
+            (out / STAGING_MARKER).unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise translate_os_error(exc, tmp, out) from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_file(path: Path, data: bytes | str, inputs: Sequence[Path] = ()) -> Path:
+    """Write one output file (a report, a plot) atomically: beside it first, then renamed.
+
+    ``path`` is checked like an output folder (never an input, never inside a dataset); a
+    failure leaves neither the file nor a temporary one, and raises a typed error.
+    """
+    from .paths import check_output_file
+
+    path = check_output_file(path, inputs)
+    install_signal_handlers()
+    tmp = path.parent / _temp_name(path, TMP_TAG)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with signals_held():
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise translate_os_error(exc, tmp, path) from exc
+        raise
+    return path
+

@@ -15,15 +15,23 @@ import cv2
 import numpy as np
 
 from .datasets import load_dataset
-from .datasets.detect import category_dirs, detect_layout
-from .errors import DatasetError
-from .imageio import binary_mask, read_mask_raw
+from .datasets.common import collecting, with_size
+from .datasets.detect import detect_layout
+from .errors import BrokenFileError, DatasetError, PairingError, SizeMismatchError
+from .imageio import MASK_NOTES, binary_mask, interpret_mask, read_mask_bytes
 from .parallel import pmap
 from .records import Sample
 
 LEVELS = {
     "unreadable_dataset": "error",
+    "pairing": "error",
+    "broken_file": "error",
+    "size_mismatch": "error",
     "empty_defect_mask": "error",
+    "jpeg_mask": "warning",
+    "palette_mask": "warning",
+    "alpha_mask": "warning",
+    "transparent_mask": "warning",
     "differing_channels": "warning",
     "non_binary_values": "warning",
     "mask_on_good_image": "warning",
@@ -44,12 +52,35 @@ class Findings:
 
 
 def check_sample(args: tuple[Sample, int]) -> Findings:
-    """Decode the sample's masks and run every per-mask check."""
+    """Read the sample's headers, decode its masks and run every per-mask check; a file that
+    cannot be read is a finding, and the other checks of the dataset go on."""
     sample, tiny = args
     findings = Findings()
+    try:
+        sample = with_size(sample)
+        return _check_masks(sample, tiny, findings)
+    except DatasetError as exc:
+        findings.add(_kind(exc), str(exc))
+        return findings
+
+
+def _kind(exc: DatasetError) -> str:
+    if isinstance(exc, SizeMismatchError):
+        return "size_mismatch"
+    if isinstance(exc, PairingError):
+        return "pairing"
+    if isinstance(exc, BrokenFileError):
+        return "broken_file"
+    return "unreadable_dataset"
+
+
+def _check_masks(sample: Sample, tiny: int, findings: Findings) -> Findings:
     merged = np.zeros((sample.height, sample.width), np.uint8)
     for path in sample.masks:
-        raw = read_mask_raw(path)
+        head, raw = read_mask_bytes(path)
+        shown, note = interpret_mask(path, head, raw)
+        if note is not None:
+            findings.add(note, f"{path}: {MASK_NOTES[note]}")
         if raw.ndim == 3 and raw.shape[2] > 1:
             colour = raw[..., : min(3, raw.shape[2])]
             if not all(np.array_equal(colour[..., 0], colour[..., i]) for i in range(1, colour.shape[2])):
@@ -58,7 +89,7 @@ def check_sample(args: tuple[Sample, int]) -> Findings:
         if values.size > 2 or (values.size == 2 and values[1] not in (1, 255)) or (values.size == 1 and values[0] > 0):
             shown = ", ".join(str(v) for v in values[:8]) + (" ..." if values.size > 8 else "")
             findings.add("non_binary_values", f"{path}: values {shown} (any value > 0 counts as defect)")
-        np.maximum(merged, binary_mask(raw), out=merged)
+        np.maximum(merged, binary_mask(shown), out=merged)
     defect_pixels = int(np.count_nonzero(merged))
     if sample.is_good and defect_pixels:
         findings.add("mask_on_good_image", f"{sample.masks[0]}: {defect_pixels} defect pixel(s) on a good image")
@@ -79,18 +110,15 @@ def check_sample(args: tuple[Sample, int]) -> Findings:
 
 def validate_dataset(root: Path, layout: str | None = None, categories: list[str] | None = None, tiny: int = 3,
                      workers: int | None = None, progress: bool = False) -> dict:
-    """Run every check; a category that cannot be read is reported and the others still checked."""
+    """Run every check and list every problem of the dataset (not only the first): pairing and
+    listing problems of every category, then each sample's files."""
     root = Path(root)
-    layout = layout or detect_layout(root)
-    _, dirs = category_dirs(root.resolve(), layout)
-    names = [d.name for d in dirs if not categories or d.name in categories]
     all_findings = Findings()
-    samples: list[Sample] = []
-    for name in names:
-        try:
-            samples += load_dataset(root, layout, [name]).samples
-        except DatasetError as exc:
-            all_findings.add("unreadable_dataset", str(exc))
+    with collecting() as problems:
+        samples = list(load_dataset(root, layout, categories, sizes=False).samples)
+    for exc in problems:
+        all_findings.add(_kind(exc), str(exc))
+    layout = layout or detect_layout(root.resolve())
     for findings in pmap(check_sample, [(s, tiny) for s in samples], workers, "Checking masks" if progress else None):
         for check, messages in findings.found.items():
             for message in messages:

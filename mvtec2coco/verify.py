@@ -4,14 +4,19 @@ COCO files are loaded with pycocotools (``COCO``, ``annToMask``); YOLO folders w
 (``check_det_dataset``, ``verify_image_label``, ``polygon2mask``, ``img2label_paths``). Each
 output instance is matched to a source region (8-connected, as in conversion) by IoU: mask IoU
 for polygons and COCO, box IoU for YOLO boxes. Conversion is trusted only when every instance
-matches above the threshold, none is missing or extra, classes agree and every label pairs.
+matches above the threshold, none is missing or extra, classes agree and every label pairs; COCO
+boxes and areas equal the source region's exactly; categories and names are the ones the source
+implies; every output image is the source image (same inode for links, same bytes for copies)
+and its data is intact. A broken or tampered file is a finding in the report, never a crash.
 """
 
 from __future__ import annotations
 
 import csv
+import filecmp
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,14 +24,15 @@ import cv2
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .classes import class_name
+from .classes import class_name, class_names
 from .datasets import load_dataset
-from .errors import VerificationError
+from .errors import OptionError, VerificationError
 from .export import FORMATS
-from .imageio import load_mask, opencv_single_threaded
+from .imageio import JPEG_EOI, load_mask, opencv_single_threaded
 from .masks import Instance, instances, iou
 from .parallel import fork_map
 from .records import Sample
+from .staging import write_file
 from .ultra import quiet_offline_ultralytics
 
 MAX_LISTED = 50
@@ -54,7 +60,7 @@ def find_outputs(out: Path) -> dict[str, Path]:
         raise VerificationError("output folder does not exist", out, "pass the --out folder of a conversion")
     if (out / "report.json").is_file() and (out / "annotations").is_dir():
         return {"coco": out}
-    if (out / "report.json").is_file() and (out / "data.yaml").is_file():
+    if (out / "report.json").is_file() and ((out / "data.yaml").is_file() or (out / "labels").is_dir()):
         return {_yolo_kind(out): out}
     found = {fmt: out / fmt for fmt in FORMATS if (out / fmt / "report.json").is_file()}
     if not found:
@@ -67,28 +73,48 @@ def _yolo_kind(folder: Path) -> str:
     """``yolo`` or ``yolo-seg``: from the folder name of an ``all`` output, else the report."""
     if folder.name in ("yolo", "yolo-seg"):
         return folder.name
-    formats = _read_report(folder)["options"]["formats"]
-    return next(f for f in formats if f != "coco")
+    formats = _read_report(folder).get("options", {}).get("formats", [])
+    kinds = [f for f in formats if f in ("yolo", "yolo-seg")]
+    if not kinds:
+        raise VerificationError("report.json names no YOLO format", folder / "report.json", "convert again")
+    return kinds[0]
 
 
 def _read_report(folder: Path) -> dict:
+    path = folder / "report.json"
     try:
-        return json.loads((folder / "report.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"report.json is unreadable ({exc})", folder / "report.json") from exc
+        report = json.loads(path.read_text())
+        _ = (report["dataset"]["root"], report["dataset"]["layout"], report["dataset"]["categories"],
+             report["options"]["classes"], report["options"]["min_area"], report["options"]["formats"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerificationError(f"report.json is unreadable or incomplete ({type(exc).__name__}: {exc})", path,
+                                "convert again") from exc
+    return report
 
 
 def _read_manifest(folder: Path) -> list[dict]:
     path = folder / "split.csv"
     if not path.is_file():
         raise VerificationError("split.csv is missing", path, "convert again")
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise VerificationError(f"split.csv is unreadable ({exc})", path, "convert again") from exc
+    if rows and not {"sample_id", "subset"} <= set(rows[0]):
+        raise VerificationError("split.csv lacks the columns sample_id and subset", path, "convert again")
+    return rows
 
 
 def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, workers: int | None = None,
            progress: bool = False) -> dict:
-    """Check every format found in ``out``; returns the result (also written to ``verify.json``)."""
+    """Check every format found in ``out``; returns the result (also written to ``verify.json``).
+
+    Raises ``VerificationError`` only when ``out`` cannot be verified at all (not an output, its
+    report or split unreadable, the source gone); everything wrong inside the output is a finding.
+    """
+    if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
+        raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
     quiet_offline_ultralytics()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
@@ -108,35 +134,108 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             raise VerificationError(f"{len(missing_sources)} sample(s) of split.csv are not in the dataset, "
                                     f"e.g. {missing_sources[0]}", root, "pass --dataset with the source dataset")
         options = report["options"]
-        jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options) for r in rows]
-        names = _class_names(folder, fmt)
+        expected = class_names([samples[r["sample_id"]] for r in rows], options["classes"])
+        problems: list[str] = []
+        duplicates = [k for k, n in Counter(r["sample_id"] for r in rows).items() if n > 1]
+        problems += [f"split.csv: sample {k} is listed more than once" for k in duplicates]
+        if fmt == "coco":
+            _COCO_FILES.clear()
+            names = _load_coco_files(folder, {r["subset"] for r in rows}, expected, problems)
+        else:
+            names = _yolo_names(folder, expected, problems)
+        jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names) for r in rows]
         with opencv_single_threaded():
-            checks = fork_map(_check_one, [(*j, names) for j in jobs], workers,
-                              f"Verifying {fmt}" if progress else None, initializer=keep_freed_memory)
-        summary = _summarize(checks, min_iou)
+            checks = fork_map(_check_one, jobs, workers, f"Verifying {fmt}" if progress else None,
+                              initializer=keep_freed_memory)
+        summary = _summarize(checks, min_iou, problems)
         summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
         if fmt != "coco":
             summary["dataset_yaml"] = _check_yaml(folder)
         summary["passed"] = (summary["missing"] == 0 and summary["extra"] == 0 and summary["low_iou"] == 0
                              and summary["class_mismatch"] == 0 and not summary["unpaired"]
-                             and summary.get("dataset_yaml", "ok") == "ok")
+                             and summary["problems_total"] == 0 and summary.get("dataset_yaml", "ok") == "ok")
         result["formats"][fmt] = summary
     result["passed"] = all(f["passed"] for f in result["formats"].values())
-    (out / "verify.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_file(out / "verify.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _class_names(folder: Path, fmt: str) -> list[str]:
-    if fmt == "coco":
-        files = sorted((folder / "annotations").glob("instances_*.json"))
-        if not files:
-            raise VerificationError("no instances_<subset>.json", folder / "annotations")
-        cats = json.loads(files[0].read_text())["categories"]
-        return [c["name"] for c in sorted(cats, key=lambda c: c["id"])]
+_COCO_FILES: dict[str, tuple] = {}  # path -> (COCO, file_name -> image record, category id -> name)
+
+
+def _load_coco_files(folder: Path, subsets: set[str], expected: list[str], problems: list[str]) -> list[str]:
+    """Load each subset's COCO file once (forked workers inherit them) and check what is file-wide:
+    the categories must be exactly ``expected`` with ids 1..N, ids unique, references valid.
+    Returns the class names by category id - 1 as the files give them."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    names = list(expected)
+    for subset in sorted(subsets):
+        path = folder / "annotations" / f"instances_{subset}.json"
+        rel = path.relative_to(folder).as_posix()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
+                loaded = COCO(str(path))
+            data = loaded.dataset
+            categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+            images = {img["file_name"]: img for img in data["images"]}
+            for a in data["annotations"]:
+                _ = (a["id"], a["image_id"], a["category_id"], a["segmentation"], a["bbox"], a["area"])
+        except FileNotFoundError:
+            problems.append(f"{rel}: missing")
+            continue
+        except Exception as exc:  # noqa: BLE001 - json, pycocotools and key errors: a file that cannot be read back
+            problems.append(f"{rel}: cannot be read back ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        problems.extend(_coco_file_problems(rel, data, expected))
+        _COCO_FILES[str(path)] = (loaded, images, categories)
+        names = [categories.get(i + 1, expected[i] if i < len(expected) else "?") for i in range(len(expected))]
+    return names
+
+
+def _coco_file_problems(rel: str, data: dict, expected: list[str]) -> list[str]:
+    found = []
+    categories = [(c["id"], c["name"]) for c in data["categories"]]
+    wanted = [(i + 1, n) for i, n in enumerate(expected)]
+    if categories != wanted:
+        found.append(f"{rel}: categories {categories} differ from the source's {wanted}")
+    for what, items in (("image", data["images"]), ("annotation", data["annotations"]), ("category", data["categories"])):
+        twice = [k for k, n in Counter(i["id"] for i in items).items() if n > 1]
+        found += [f"{rel}: {what} id {k} is used more than once" for k in twice[:MAX_LISTED]]
+    names = [i["file_name"] for i in data["images"]]
+    found += [f"{rel}: image {k} is listed more than once" for k, n in Counter(names).items() if n > 1][:MAX_LISTED]
+    image_ids, category_ids = {i["id"] for i in data["images"]}, {c["id"] for c in data["categories"]}
+    for a in data["annotations"]:
+        if a["image_id"] not in image_ids:
+            found.append(f"{rel}: annotation {a['id']} refers to image id {a['image_id']}, which is not listed")
+        if a["category_id"] not in category_ids:
+            found.append(f"{rel}: annotation {a['id']} has unknown category_id {a['category_id']}")
+        if a.get("iscrowd", 0):
+            found.append(f"{rel}: annotation {a['id']} has iscrowd=1 (COCOeval would ignore it)")
+    return found[:MAX_LISTED]
+
+
+def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[str]:
+    """The class names of ``data.yaml``, which must equal ``expected``; ``expected`` if unreadable."""
     import yaml
 
-    names = yaml.safe_load((folder / "data.yaml").read_text())["names"]
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    path = folder / "data.yaml"
+    try:
+        names = yaml.safe_load(path.read_text())["names"]
+        names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    except FileNotFoundError:
+        problems.append("data.yaml: missing")
+        return list(expected)
+    except Exception as exc:  # noqa: BLE001 - yaml errors, a wrong shape: a file that cannot be read back
+        problems.append(f"data.yaml: cannot be read back ({type(exc).__name__}: {str(exc)[:200]})")
+        return list(expected)
+    names = [str(n) for n in names]
+    if names != expected:
+        problems.append(f"data.yaml: names {names} differ from the source's {expected}")
+    return names
 
 
 def _source_instances(sample: Sample, options: dict) -> tuple[list[Instance], np.ndarray | None]:
@@ -211,18 +310,25 @@ def _check_one(args) -> ImageCheck:
     source, mask = _source_instances(sample, options)
     expected_class = class_name(sample, options["classes"])
     check.expected = len(source)
+    image = folder / "images" / subset / sample.relpath
+    problem, data_broken = _image_problem(image, sample.image, options.get("images", "link"))
+    if problem:
+        check.problems.append(f"{check.image}: {problem}")
+    anns: list[dict] = []
     try:
         if fmt == "coco":
-            classes, masks = _coco_instances(folder, subset, sample)
+            anns, masks = _coco_instances(folder, subset, sample)
+            classes = [names[a["category_id"] - 1] if 0 < a["category_id"] <= len(names) else None for a in anns]
             boxes = None
         else:
-            classes, masks, boxes = _yolo_instances(folder, subset, sample, fmt)
-    except Exception as exc:  # a consumer refused the file: that is the finding
+            ids, masks, boxes = _yolo_instances(folder, subset, sample, fmt, len(names), not data_broken)
+            classes = [names[c] for c in ids]
+    except (VerificationError, OSError, ValueError) as exc:  # a consumer refused the file: that is the finding
         check.problems.append(f"{check.image}: cannot be read back: {exc}")
         check.missing = len(source)
         return check
     check.found = len(classes)
-    check.class_mismatch = sum(names[c] != expected_class for c in classes)
+    check.class_mismatch = sum(c != expected_class for c in classes)
     if boxes is not None:
         pairs = _match(_box_iou_matrix([i.bbox for i in source], boxes))
     else:
@@ -234,61 +340,118 @@ def _check_one(args) -> ImageCheck:
     for kind, n in (("missing", check.missing), ("extra", check.extra), ("class mismatch", check.class_mismatch)):
         if n:
             check.problems.append(f"{check.image}: {n} {kind} instance(s)")
+    for r, c, _ in pairs if anns else ():
+        check.problems.extend(_exact_problems(subset, check.image, anns[c], source[r]))
     return check
 
 
-_COCO_CACHE: dict[str, tuple] = {}  # path -> (COCO, file_name -> image record)
+def _exact_problems(subset: str, image: str, ann: dict, region: Instance) -> list[str]:
+    """A COCO box and area are integers by convention: they must be the source region's."""
+    where = f"annotations/instances_{subset}.json: annotation {ann.get('id')} ({image})"
+    found = []
+    if list(ann.get("bbox", ())) != list(region.bbox):
+        found.append(f"{where}: bbox {ann.get('bbox')} differs from the source region's {list(region.bbox)}")
+    if ann.get("area") != region.area:
+        found.append(f"{where}: area {ann.get('area')} differs from the source region's {region.area}")
+    return found
 
 
-def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[int], list[np.ndarray]]:
-    from pycocotools.coco import COCO
+_SEEN: dict[tuple[int, int], str | None] = {}  # (device, inode) -> problem of that image data, per process
 
+
+def _image_problem(output: Path, source: Path, mode: str) -> tuple[str | None, bool]:
+    """(problem, data broken): whether the output image is the source image (same file for links,
+    same bytes for copies) and its data intact (checked once per file and process)."""
+    try:
+        out_stat, src_stat = os.stat(output), os.stat(source)
+    except FileNotFoundError:
+        return f"image file is missing ({output})", True
+    except OSError as exc:
+        return f"image file cannot be read ({exc.strerror})", True
+    same_file = (out_stat.st_dev, out_stat.st_ino) == (src_stat.st_dev, src_stat.st_ino)
+    if not same_file:
+        if mode == "symlink" or (mode == "link" and out_stat.st_dev == src_stat.st_dev):
+            return f"image is not the source image {source} (not the same file)", False
+        if out_stat.st_size != src_stat.st_size or not filecmp.cmp(output, source, shallow=False):
+            return f"image differs from the source image {source}", False
+    key = (out_stat.st_dev, out_stat.st_ino)
+    if key not in _SEEN:
+        _SEEN[key] = _image_data_problem(output)
+    return _SEEN[key], _SEEN[key] is not None
+
+
+def _image_data_problem(path: Path) -> str | None:
+    """PIL's own check (PNG: every chunk's CRC) and, for JPEG, its end marker, which ultralytics
+    would otherwise "restore" by rewriting the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            im.verify()
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken data
+        return f"image data is corrupt ({type(exc).__name__}: {str(exc)[:120]})"
+    if fmt == "JPEG":
+        with open(path, "rb") as fh:
+            fh.seek(-2, os.SEEK_END)
+            if fh.read() != JPEG_EOI:
+                return "JPEG does not end with its end marker (truncated or padded)"
+    return None
+
+
+def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[dict], list[np.ndarray]]:
     path = str(folder / "annotations" / f"instances_{subset}.json")
-    if path not in _COCO_CACHE:  # load each file once per process, with its file-name index
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
-            loaded = COCO(path)
-        _COCO_CACHE[path] = (loaded, {img["file_name"]: img for img in loaded.dataset["images"]})
-    coco, by_name = _COCO_CACHE[path]
+    if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
+        _load_coco_files(folder, {subset}, [], [])
+        if path not in _COCO_FILES:
+            raise VerificationError("its COCO file cannot be read back", path)
+    coco, by_name, _ = _COCO_FILES[path]
     image = by_name.get(sample.relpath)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
-    if (image["width"], image["height"]) != (sample.width, sample.height):
-        raise VerificationError(f"COCO size {image['width']}x{image['height']} differs from the image", path)
-    if not (folder / "images" / subset / sample.relpath).is_file():
-        raise VerificationError("image file is missing", folder / "images" / subset / sample.relpath)
+    if (image.get("width"), image.get("height")) != (sample.width, sample.height):
+        raise VerificationError(f"COCO size {image.get('width')}x{image.get('height')} differs from the image "
+                                f"({sample.width}x{sample.height})", path)
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))  # type: ignore[attr-defined]
-    if any(a.get("iscrowd", 0) for a in anns):
-        raise VerificationError("annotation stored with iscrowd=1 (COCOeval would ignore it)", path)
-    return [a["category_id"] - 1 for a in anns], [coco.annToMask(a) for a in anns]  # type: ignore[attr-defined]
+    masks = []
+    for a in anns:
+        try:
+            masks.append(coco.annToMask(a))  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - pycocotools on a malformed segmentation
+            raise VerificationError(f"annotation {a.get('id')}: segmentation cannot be decoded "
+                                    f"({type(exc).__name__})", path) from exc
+    return anns, masks
 
 
-def _yolo_instances(folder: Path, subset: str, sample: Sample, fmt: str):
+def _yolo_instances(folder: Path, subset: str, sample: Sample, fmt: str, classes: int, image_ok: bool):
     from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
 
     image = folder / "images" / subset / sample.relpath
     label = img2label_paths([str(image)])[0]
     if not os.path.isfile(label):
         raise VerificationError("label file is missing", label)
+    if not image_ok:  # ultralytics would rewrite a JPEG without its end marker: read the labels only
+        raise VerificationError("labels not checked: the image itself is broken", label)
+    rows = [line for line in Path(label).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     im_file, lb, shape, segments, _kp, _nm, _nf, _ne, nc, msg = verify_image_label(
-        (str(image), label, "", False, 10**6, 0, 0, False))
+        (str(image), label, "", False, max(classes, 1), 0, 0, False))
     if nc or lb is None:
         raise VerificationError(f"ultralytics rejected the label: {msg}", label)
+    if len(lb) != len(rows):
+        raise VerificationError(f"{len(rows) - len(lb)} duplicate row(s) (ultralytics drops them)", label)
     h, w = shape
     if (w, h) != (sample.width, sample.height):
         raise VerificationError(f"ultralytics reads the image as {w}x{h}", image)
-    classes = [int(c) for c in lb[:, 0]]
+    ids = [int(c) for c in lb[:, 0]]
     if fmt == "yolo-seg":
         if len(lb) and not segments:
             raise VerificationError("polygon output holds box rows", label)
         masks = [polygon2mask((h, w), [seg * np.array([w, h])]) for seg in segments]
-        return classes, masks, None
+        return ids, masks, None
     if segments:
         raise VerificationError("box output holds polygon rows", label)
     boxes = [(float((x - bw / 2) * w), float((y - bh / 2) * h), float(bw * w), float(bh * h)) for _, x, y, bw, bh in lb]
-    return classes, [], boxes
+    return ids, [], boxes
 
 
 def _box_iou_matrix(source: list[tuple[int, int, int, int]], found: list[tuple[float, ...]]) -> np.ndarray:
@@ -319,11 +482,12 @@ def _match(matrix: np.ndarray) -> list[tuple[int, int, float]]:
     return pairs
 
 
-def _summarize(checks: list[ImageCheck], min_iou: float) -> dict:
+def _summarize(checks: list[ImageCheck], min_iou: float, file_problems: list[str]) -> dict:
     ious = [v for c in checks for v in c.ious]
     image_ious = [c.image_iou for c in checks if c.image_iou is not None and c.expected]
     low = [(c.image, v) for c in checks for v in c.ious if v < min_iou]
-    problems = [p for c in checks for p in c.problems] + [f"{img}: instance IoU {v:.4f} < {min_iou}" for img, v in low]
+    problems = [*file_problems, *(p for c in checks for p in c.problems),
+                *(f"{img}: instance IoU {v:.4f} < {min_iou}" for img, v in low)]
     return {
         "images": len(checks),
         "instances_expected": sum(c.expected for c in checks),
@@ -356,10 +520,12 @@ def _unpaired(folder: Path) -> list[str]:
 
 def _coco_unlisted(folder: Path) -> list[str]:
     listed = set()
-    for path in sorted((folder / "annotations").glob("instances_*.json")):
-        subset = path.stem[len("instances_"):]
-        listed |= {f"{subset}/{img['file_name']}" for img in json.loads(path.read_text())["images"]}
+    for path, (_coco, by_name, _cats) in _COCO_FILES.items():
+        subset = Path(path).stem[len("instances_"):]
+        listed |= {f"{subset}/{name}" for name in by_name}
+    loaded = {Path(p).stem[len("instances_"):] for p in _COCO_FILES}
     on_disk = {p.relative_to(folder / "images").as_posix() for p in (folder / "images").rglob("*") if p.is_file()}
+    on_disk = {p for p in on_disk if p.split("/", 1)[0] in loaded}  # an unreadable file is reported already
     return [f"image not listed in any COCO file: {p}" for p in sorted(on_disk - listed)][:MAX_LISTED]
 
 

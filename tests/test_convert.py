@@ -188,8 +188,14 @@ def test_refuses_non_empty_output_unless_overwrite(tiny_mvtec, tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
     result = run_cli("convert", tiny_mvtec, "--out", out)
     assert result.returncode == 2 and "--overwrite" in result.stderr
-    convert(load_dataset(tiny_mvtec), out, ConvertOptions(), overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "data.yaml").is_file()
+    with pytest.raises(OutputExistsError, match="not written by mvtec2coco"):  # not ours: never replaced
+        convert(load_dataset(tiny_mvtec), out, ConvertOptions(), overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    convert(load_dataset(tiny_mvtec), out, ConvertOptions())
+    (out / "extra.txt").write_text("added to an output")
+    convert(load_dataset(tiny_mvtec), out, ConvertOptions(), overwrite=True)  # an output of ours: replaced
+    assert not (out / "extra.txt").exists() and (out / "data.yaml").is_file() and (out / ".mvtec2coco").is_file()
 
 
 def test_a_bad_file_leaves_no_partial_output(tiny_copy, tmp_path):
@@ -329,7 +335,7 @@ def test_ctrl_c_leaves_no_partial_output(bottle, tmp_path):
                              "--images", "copy", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob(".out.tmp-*")) and proc.poll() is None:
+    while time.time() < deadline and not list(tmp_path.glob(".out.m2c-tmp-*")) and proc.poll() is None:
         time.sleep(0.02)
     assert proc.poll() is None, "conversion finished before it could be interrupted"
     time.sleep(0.05)  # into the work: the whole conversion of this set takes a few tenths of a second

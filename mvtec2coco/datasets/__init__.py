@@ -21,7 +21,10 @@ def load_dataset(path: Path | str, layout: str | None = None, categories: list[s
     (sizes must agree); without it, sizes stay 0 for a caller that reads them itself, as
     ``convert`` does in its worker processes instead of one header after another here.
     """
-    path = Path(path).resolve()
+    try:
+        path = Path(path).resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic link loop
+        raise DatasetError(f"dataset path cannot be resolved ({exc})", path, "fix the symbolic link") from exc
     if layout is None:
         layout = detect_layout(path)
     elif layout not in READERS:
@@ -39,4 +42,5 @@ def load_dataset(path: Path | str, layout: str | None = None, categories: list[s
     samples.sort(key=lambda s: s.id)
     if sizes:
         samples = [with_size(s) for s in samples]
-    return Dataset(root=root, layout=layout, samples=tuple(samples))
+    sources = tuple(dict.fromkeys([path, *(d.resolve() for d in dirs)]))
+    return Dataset(root=root, layout=layout, samples=tuple(samples), sources=sources)

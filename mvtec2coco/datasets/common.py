@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import EmptyCategoryError, PairingError, SizeMismatchError
+from ..errors import BrokenFileError, DatasetError, EmptyCategoryError, PairingError, SizeMismatchError
 from ..imageio import ImageHeader, is_image_name, read_header
 from ..records import Sample
+
+_COLLECTED: ContextVar[list[DatasetError] | None] = ContextVar("collected", default=None)
+
+
+def problem(error: DatasetError) -> None:
+    """Raise ``error``, or record it and go on while a caller collects every problem (``validate``)."""
+    found = _COLLECTED.get()
+    if found is None:
+        raise error
+    found.append(error)
+
+
+@contextmanager
+def collecting() -> Iterator[list[DatasetError]]:
+    """Within this block readers record their problems in the yielded list instead of raising the
+    first, and skip what they cannot pair."""
+    found: list[DatasetError] = []
+    token = _COLLECTED.set(found)
+    try:
+        yield found
+    finally:
+        _COLLECTED.reset(token)
+
+
+def _scan(folder: Path) -> list[os.DirEntry]:
+    """The entries of ``folder``; an unreadable folder is a problem named by its path."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as exc:
+        problem(BrokenFileError(f"cannot list folder: {exc.strerror}", folder, "check its permissions"))
+        return []
+
+
+def _broken_link(entry: os.DirEntry) -> bool:
+    """A symbolic link that points nowhere (missing target or a loop)."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_file()`` / ``is_dir()``, False for a link that loops (which raises there)."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
 
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "license.txt", "readme.txt", "readme.md"}
 
@@ -19,21 +67,51 @@ def is_junk(name: str) -> bool:
 
 
 def subdirs(folder: Path) -> list[Path]:
-    """Sorted child folders, junk skipped; empty list if ``folder`` is missing."""
+    """Sorted child folders, junk skipped; empty list if ``folder`` is missing. A link that
+    points nowhere is a problem: it may have been a folder of the dataset."""
     if not folder.is_dir():
         return []
-    with os.scandir(folder) as it:
-        names = sorted(e.name for e in it if e.is_dir() and not is_junk(e.name))
-    return [folder / n for n in names]
+    names = []
+    for e in _scan(folder):
+        if is_junk(e.name):
+            continue
+        if _is(e, "dir"):
+            names.append(e.name)
+        elif _broken_link(e) and not is_image_name(e.name):
+            problem(BrokenFileError("symbolic link points to a missing path or loops", folder / e.name,
+                                    "fix or remove the link"))
+    return [folder / n for n in sorted(names)]
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Sorted image files directly inside ``folder``; other files are ignored."""
+    """Sorted image files directly inside ``folder``; other files are ignored.
+
+    An image name that is a broken link, and two images with the same stem (``000.png`` and
+    ``000.jpg``: one mask, one sample id and one label file for both), are problems.
+    """
     if not folder.is_dir():
         return []
-    with os.scandir(folder) as it:  # names compared as strings: sorting Path objects cost more than listing
-        names = sorted(e.name for e in it if is_image_name(e.name) and not is_junk(e.name) and e.is_file())
-    return [folder / n for n in names]
+    names = []  # compared as strings: sorting Path objects cost more than listing
+    for e in _scan(folder):
+        if not is_image_name(e.name) or is_junk(e.name):
+            continue
+        if _is(e, "file"):
+            names.append(e.name)
+        elif _broken_link(e):
+            problem(BrokenFileError("image link points to a missing file or loops", folder / e.name,
+                                    "fix or remove the link"))
+    names.sort()
+    stems: dict[str, str] = {}
+    twins: set[str] = set()
+    for name in names:
+        stem = os.path.splitext(name)[0]
+        if stem in stems:
+            problem(PairingError(f"two images share the stem '{stem}': {stems[stem]} and {name} would get the "
+                                 "same sample id, mask and label file", folder, "rename or remove one of them"))
+            twins |= {stems[stem], name}
+        else:
+            stems[stem] = name
+    return [folder / n for n in names if n not in twins]
 
 
 def image_files_recursive(folder: Path) -> list[Path]:
@@ -81,26 +159,25 @@ def check_same_size(mask: Path, mask_header: ImageHeader, image: Path, header: I
         )
 
 
-def require_mask(image: Path, mask: Path | None, folder: Path, name: str) -> Path:
-    """``mask``, found by the listing, or a ``PairingError`` naming ``folder / name``, the path that
-    was looked for (joined only then: most images have their mask, and joins add up by thousands)."""
+def require_mask(image: Path, mask: Path | None, folder: Path, name: str) -> tuple[Path, ...]:
+    """``(mask,)``, found by the listing, or a ``PairingError`` naming ``folder / name``, the path
+    that was looked for (joined only then: most images have their mask, and joins add up by
+    thousands); ``()`` when the problem is collected."""
     if mask is None:
-        raise PairingError(f"defect image has no mask (looked for {folder / name})", image,
-                           "add the mask or move the image")
-    return mask
+        problem(PairingError(f"defect image has no mask (looked for {folder / name})", image,
+                             "add the mask or move the image"))
+        return ()
+    return (mask,)
 
 
 def orphan_masks(masks: set[Path], used: set[Path]) -> None:
-    """Raise for the first mask (in sorted order) that no image claimed."""
+    """A problem for every mask (in sorted order) that no image claimed; raised, the first."""
     orphans = sorted(masks - used)
-    if orphans:
-        raise PairingError(
-            f"mask has no image ({len(orphans)} orphan mask(s) in total)",
-            orphans[0],
-            "remove the mask or restore its image",
-        )
+    for orphan in orphans:
+        problem(PairingError(f"mask has no image ({len(orphans)} orphan mask(s) in total)", orphan,
+                             "remove the mask or restore its image"))
 
 
 def require_samples(samples: list[Sample], category_dir: Path) -> None:
     if not samples:
-        raise EmptyCategoryError("category holds no images", category_dir, "check the path and layout")
+        problem(EmptyCategoryError("category holds no images", category_dir, "check the path and layout"))

@@ -42,8 +42,9 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
         for image in image_files(label_dir):
             found = by_key.get((label, image.stem))
             if label != GOOD:
-                found = require_mask(image, found, masks_dir / label, f"{image.stem}.png")
-            masks = (found,) if found is not None else ()
+                masks = require_mask(image, found, masks_dir / label, f"{image.stem}.png")
+            else:
+                masks = (found,) if found is not None else ()
             used.update(masks)
             samples.append(make_sample(root, category, "all", label, image, masks))
     orphan_masks(all_masks, used)

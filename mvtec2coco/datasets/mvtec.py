@@ -34,7 +34,7 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
                 found = by_key.get((label, image.stem)) if split_dir.name != "train" else None
                 masks: tuple[Path, ...] = ()
                 if label != GOOD:
-                    masks = (require_mask(image, found, label_masks, f"{image.stem}_mask.png"),)
+                    masks = require_mask(image, found, label_masks, f"{image.stem}_mask.png")
                 elif found is not None:
                     masks = (found,)
                 used.update(masks)

@@ -44,7 +44,7 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
                 found = gt_dir / label / f"{image.stem}_mask.png"
                 masks: tuple[Path, ...] = ()
                 if label != GOOD:
-                    masks = (require_mask(image, found if found.is_file() else None, found.parent, found.name),)
+                    masks = require_mask(image, found if found.is_file() else None, found.parent, found.name)
                 elif found.is_file():
                     masks = (found,)
                 used.update(masks)

@@ -31,8 +31,9 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
             for image in image_files(label_dir / "rgb"):
                 found = gts.get(image.stem)
                 if label != GOOD:
-                    found = require_mask(image, found, label_dir / "gt", f"{image.stem}.png")
-                masks = (found,) if found is not None else ()
+                    masks = require_mask(image, found, label_dir / "gt", f"{image.stem}.png")
+                else:
+                    masks = (found,) if found is not None else ()
                 used.update(masks)
                 samples.append(make_sample(root, category, split_dir.name, label, image, masks))
     orphan_masks(all_masks, used)

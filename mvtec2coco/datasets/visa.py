@@ -40,8 +40,8 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
             if is_normal:
                 label, masks = GOOD, ()
             else:
-                mask = require_mask(image, masks_by_stem.get(image.stem), masks_dir, f"{image.stem}.png")
-                label, masks = types.get(rel, DEFAULT_TYPE), (mask,)
+                masks = require_mask(image, masks_by_stem.get(image.stem), masks_dir, f"{image.stem}.png")
+                label = types.get(rel, DEFAULT_TYPE)
             used.update(masks)
             split = splits.get(rel, "all") if splits else "all"
             samples.append(make_sample(root, category, split, label, image, masks))

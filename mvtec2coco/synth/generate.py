@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
+from ..parallel import init_worker
 from ..staging import staged_output
 from .layouts import PLANNERS, Job
 from .presets import PRESETS
@@ -38,6 +39,8 @@ def generate(
     """
     if preset not in PRESETS:
         raise OptionError(f"unknown preset '{preset}'", hint=f"use one of {', '.join(PRESETS)}")
+    if seed < 0:
+        raise OptionError(f"--seed {seed} is negative", hint="use a seed >= 0")
     if layout not in PLANNERS:
         raise OptionError(f"unknown layout '{layout}'", hint=f"use one of {', '.join(PLANNERS)}")
     plan = PLANNERS[layout](PRESETS[preset])
@@ -48,7 +51,7 @@ def generate(
         _write_text(tmp / plan.jobs[0].spec.name / ".DS_Store", "junk\n")
         jobs = [(tmp, job, seed) for job in plan.jobs]
         if workers > 1 and len(jobs) > 20:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, initializer=init_worker) as pool:
                 for done, _ in enumerate(pool.map(_run_job, jobs, chunksize=8), 1):
                     if progress:
                         progress(done, len(jobs))

@@ -41,3 +41,6 @@ def _connect_ex(self, address):
 
 socket.socket.connect = _connect
 socket.socket.connect_ex = _connect_ex
+
+if os.environ.get("MVTEC2COCO_FAULT"):  # the fault table's injected write errors
+    import m2c_faults  # noqa: F401
