@@ -15,6 +15,7 @@ from rich.table import Table
 from . import __version__
 from .errors import Mvtec2CocoError, OptionError
 from .paths import check_output_file
+from .staging import run_folder
 
 app = typer.Typer(
     help="Turn anomaly-detection datasets (MVTec AD and relatives) into verified YOLO and COCO labels.",
@@ -293,7 +294,10 @@ def classify_train(
     from .train.classifier import train
     from .train.config import load_config
 
-    run = train(load_config(config, overrides or []), run_dir)
+    cfg = load_config(config, overrides or [])
+    target = run_dir or Path(cfg.out) / cfg.name
+    with run_folder(target, [Path(cfg.data.root), config], keep=["*.pt"]):
+        run = train(cfg, run_dir)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
         _print_runs([run])
 
@@ -344,7 +348,14 @@ def classify_sweep(
     from .train.classifier import train
     from .train.config import load_config
 
-    runs = [train(load_config(c, overrides or [])) for c in configs]
+    loaded = [load_config(c, overrides or []) for c in configs]  # every config checked before the first trains
+    for given in (markdown_path, plot_path):
+        if given is not None:
+            check_output_file(given)
+    runs = []
+    for cfg, path in zip(loaded, configs):
+        with run_folder(Path(cfg.out) / cfg.name, [Path(cfg.data.root), path], keep=["*.pt"]):
+            runs.append(train(cfg))
     _print_runs(runs, markdown_path, plot_path)
 
 
@@ -397,7 +408,8 @@ def anomaly_fit(
 
     config = PatchCoreConfig(backbone=backbone, weights=weights, image_size=image_size, dim=dim,
                              coreset_ratio=coreset_ratio, seed=seed)
-    info = fit(root, category, out, config, layout, batch_size, device, progress=True)
+    with run_folder(out, [root]):
+        info = fit(root, category, out, config, layout, batch_size, device, progress=True)
     out_console.print(f"fitted on {info['train_images']} images: {info['patches']} patches -> memory bank of "
                       f"{info['bank']} ({info['fit_seconds']} s, peak memory {info['peak_rss_mb']} MB); run: {out}")
 
@@ -497,7 +509,8 @@ def train_sam_cmd(
 
     cfg = load_sam_config(config, {"model_type": model_type, "checkpoint": checkpoint, "epochs": epochs,
                                    "max_steps": max_steps, "lr": lr, "device": device})
-    summary = train_sam(train, val, out, cfg, cache_dir, test, progress=True)
+    with run_folder(out, [train, val, test, Path(checkpoint)], keep=["decoder.pt"]):
+        summary = train_sam(train, val, out, cfg, cache_dir, test, progress=True)
     _print_sam(summary["before"], summary["after"])
     out_console.print(f"steps {summary['steps']}, encoder calls {summary['encoder_calls']}, "
                       f"median step {summary['seconds_per_step']} s; run: {out}")
@@ -533,21 +546,29 @@ def eval_sam_cmd(
     Example: mvtec2coco eval sam --checkpoint sam_vit_b_01ec64.pth --coco out/coco/annotations/instances_test.json
     --trained runs/sam/decoder.pt
     """
+    import copy
+    import tempfile
+
     from segment_anything.utils.transforms import ResizeLongestSide
 
+    from .staging import write_file
     from .train.devices import pick_device
     from .train.sam import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained
     from .train.sam_models import build_sam
 
+    if json_path is not None:
+        check_output_file(json_path, [coco])
     sam = build_sam(model_type, checkpoint).to(pick_device(device))
     data = load_coco(coco)
-    cache = EmbeddingCache(sam, cache_dir or Path(".cache/sam_embeddings"), encoder_identity(model_type, checkpoint, 0))
-    transform = ResizeLongestSide(sam.image_encoder.img_size)
-    before = evaluate_sam(sam, data, cache, transform)
-    after = evaluate_sam(load_trained(sam, trained), data, cache, transform) if trained else before
+    tuned = load_trained(copy.deepcopy(sam), trained) if trained else None  # checked before any work
+    with tempfile.TemporaryDirectory(prefix="mvtec2coco-sam-") as scratch:  # no cache left behind unless asked
+        cache = EmbeddingCache(sam, cache_dir or Path(scratch), encoder_identity(model_type, checkpoint, 0))
+        transform = ResizeLongestSide(sam.image_encoder.img_size)
+        before = evaluate_sam(sam, data, cache, transform)
+        after = evaluate_sam(tuned, data, cache, transform) if tuned is not None else before
     _print_sam({"eval": before}, {"eval": after})
     if json_path:
-        json_path.write_text(json.dumps({"before": before, "after": after}, indent=2) + "\n")
+        write_file(json_path, json.dumps({"before": before, "after": after}, indent=2) + "\n", [coco])
 
 
 @predict_app.command("sam")
@@ -571,8 +592,9 @@ def predict_sam_cmd(
     """
     from .train.sam import predict_sam
 
-    path = predict_sam(checkpoint, model_type, list(images or []), out, trained, coco, boxes_from_yolo, conf,
-                       max_det, device)
+    with run_folder(out, [coco, trained, boxes_from_yolo, *(images or [])]):
+        path = predict_sam(checkpoint, model_type, list(images or []), out, trained, coco, boxes_from_yolo, conf,
+                           max_det, device)
     out_console.print(f"COCO predictions: {path}; overlays in {out / 'overlays'}")
 
 
@@ -609,7 +631,8 @@ def train_yolo_world_cmd(
     cfg = load_detector_config(config, {"model": chosen, "epochs": epochs, "imgsz": imgsz, "batch": batch,
                                         "device": device, "lr0": lr0, "workers": workers, "text_encoder": text_encoder,
                                         "clip_weights": clip_weights})
-    summary = train_detector(data, out, cfg)
+    with run_folder(out, [data, Path(chosen) if chosen else None], keep=["*.pt"]):
+        summary = train_detector(data, out, cfg)
     _print_detector(summary)
     out_console.print(f"run: {out} (weights/best.pt, results.csv, summary.json)")
 
@@ -663,7 +686,8 @@ def predict_yolo_world_cmd(
     """
     from .train.yolo_world import predict_detector
 
-    path = predict_detector(weights, images, out, conf, imgsz, device)
+    with run_folder(out, [weights, *images]):
+        path = predict_detector(weights, images, out, conf, imgsz, device)
     out_console.print(f"detections: {path}; annotated images in {out}")
 
 
@@ -681,7 +705,7 @@ def main() -> None:
     # typer ships its own copy of click: its errors and click's are caught alike
     click_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
     aborts = tuple({click.exceptions.Abort, typer.Abort})
-    install_signal_handlers()
+    install_signal_handlers(ctrl_c=True)
     on_notice(lambda text: err_console.print(f"notice: {text}", markup=False, soft_wrap=True))
     try:
         code = app(standalone_mode=False)

@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import BrokenFileError
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a broken file is reported once, as our own error, not also as OpenCV's warning
+# errors only: a broken file is reported once, as our own error, not as OpenCV's warning too
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"

@@ -5,7 +5,7 @@ This module owns every temporary tree the package makes:
 - each one holds a marker (``.mvtec2coco-staging.json``: owner pid, host, boot id, process start
   time), so that a tree left behind by SIGKILL or a power loss is recognised as stale and removed,
   with a one-line notice, by the next run that writes the same output;
-- SIGTERM and SIGHUP end a run the way Ctrl-C does (``Interrupted``, a ``KeyboardInterrupt``), so
+- SIGTERM and SIGHUP end a run the way Ctrl-C does (the CLI raises ``Interrupted`` for all three), so
   the clean-up below runs for ``timeout``, ``docker stop`` and job schedulers too;
 - an ``OSError`` raised while a tree is built (a full disk, a read-only mount, an unreadable
   input) becomes a typed error naming the file, after the tree is gone;
@@ -44,8 +44,11 @@ HINTS = {errno.ENOSPC: "free some disk space (or inodes) or choose another --out
 _NOTICES: list[Callable[[str], None]] = []  # where stale-tree notices go (the CLI prints them)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, the signal kept for the exit code."""
+class Interrupted(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP arrived: every clean-up runs, the signal is kept for the exit code.
+
+    Not a ``KeyboardInterrupt``: typer would turn that into a silent exit 130 before the CLI can
+    say what happened."""
 
     def __init__(self, signum: int):
         self.signum = signum
@@ -66,11 +69,19 @@ def _raise_interrupted(signum: int, _frame) -> None:
     raise Interrupted(signum)
 
 
-def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise ``Interrupted`` in the main thread (no-op elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+def install_signal_handlers(ctrl_c: bool = False) -> None:
+    """SIGTERM and SIGHUP (and with ``ctrl_c`` SIGINT) raise ``Interrupted`` in the main thread.
+
+    A handler the host program set itself is left alone (only default actions are replaced),
+    so that library use inside another application changes nothing there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) in (signal.SIG_DFL, None):
             signal.signal(signum, _raise_interrupted)
+    if ctrl_c:
+        signal.signal(signal.SIGINT, _raise_interrupted)
 
 
 def reset_signals_in_child() -> None:
@@ -304,3 +315,26 @@ def write_file(path: Path, data: bytes | str, inputs: Sequence[Path] = ()) -> Pa
         raise
     return path
 
+
+
+@contextmanager
+def run_folder(out: Path, inputs: Sequence[Path] = (), keep: Sequence[str] = ()) -> Iterator[Path]:
+    """A run folder (training, prediction) that a failed command does not leave behind.
+
+    ``out`` is checked against ``inputs`` first (never an input, nor inside or above one). If
+    the command fails and ``out`` did not exist before, it is removed again, unless it holds a
+    file matching one of ``keep`` (a checkpoint a later run can resume from).
+    """
+    from .paths import check_inputs, resolve
+
+    resolved = resolve(out)
+    check_inputs(resolved, [p for p in inputs if p is not None])
+    existed = resolved.exists()
+    install_signal_handlers()
+    try:
+        yield resolved
+    except BaseException:
+        if not existed and resolved.is_dir() and not any(next(resolved.rglob(p), None) for p in keep):
+            with signals_held():
+                shutil.rmtree(resolved, ignore_errors=True)
+        raise

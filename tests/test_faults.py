@@ -690,9 +690,93 @@ def _tamper_case(name: str, tamper: Callable[[Path], None], says: str, extra: tu
 
 
 # ---------------------------------------------------------------------------------------------
+# model commands: broken configs, weights, devices and file kinds are one line, and leave nothing
+
+
+def garbage(e: Env, name: str = "garbage.pt") -> Path:
+    path = e.work / name
+    if not path.exists():
+        path.write_bytes(bytes(range(256))[::-1] * 2)
+    return path
+
+
+def trainer_cases() -> list[Case]:
+    def coco(e: Env, subset: str = "train") -> str:
+        return str(e.convert("--format", "all") / "coco" / "annotations" / f"instances_{subset}.json")
+
+    def data_yaml(e: Env) -> str:
+        return str(e.convert("--format", "all") / "yolo" / "data.yaml")
+
+    def config(text: str) -> Callable[[Env], str]:
+        def write(e: Env) -> str:
+            (e.work / "c.yaml").write_text(text)
+            return str(e.work / "c.yaml")
+        return write
+
+    def classify(*extra: str, text: str = "name: t\n") -> Callable[[Env], list[str]]:
+        return lambda e: ["classify", "train", config(text)(e), "--set", f"data.root={e.data}", "--set",
+                          f"out={e.work / 'runs'}", *extra]
+
+    sam = ["--model-type", "tiny", "--checkpoint", "none"]
+    return [
+        Case("classify-yaml-syntax", classify(text="a: [1\n"), 2, "not valid YAML"),
+        Case("classify-yaml-list", classify(text="- 1\n- 2\n"), 2, "not a mapping"),
+        Case("classify-yaml-unknown-key", classify(text="nonsense: 1\n"), 2, "unknown key"),
+        Case("classify-set-bad-yaml", classify("--set", "train.epochs=[1"), 2, "not valid YAML"),
+        Case("classify-set-not-a-section", classify("--set", "name.x=1"), 2, "not a section"),
+        Case("classify-garbage-weights", lambda e: [*classify()(e), "--set", f"model.weights={garbage(e)}"], 2,
+             "cannot be loaded"),
+        Case("classify-device-7", classify("--set", "train.device=7"), 2, "device '7'"),
+        Case("classify-device-banana", classify("--set", "train.device=banana"), 2, "unknown device"),
+        Case("classify-eval-garbage-checkpoint", lambda e: ["classify", "eval", str(e.work / "run")], 2,
+             "cannot be loaded", setup=lambda e: ((e.work / "run").mkdir(),
+                                                  shutil.copyfile(garbage(e), e.work / "run" / "best.pt"))),
+        Case("patchcore-garbage-weights", lambda e: ["anomaly", "fit", str(e.data), "-c", "bottle", "--out",
+                                                     str(e.work / "pc"), "--backbone", "resnet18", "--weights",
+                                                     str(garbage(e, "g.pth"))], 2, "cannot be loaded"),
+        Case("patchcore-device-7", lambda e: ["anomaly", "fit", str(e.data), "-c", "bottle", "--out", str(e.work / "pc"),
+                                              "--weights", "none", "--device", "7"], 2, "device '7'"),
+        Case("patchcore-out-is-dataset", lambda e: ["anomaly", "fit", str(e.data), "-c", "bottle", "--out",
+                                                    str(e.data / "bottle"), "--weights", "none"], 2, "lies inside"),
+        Case("patchcore-eval-garbage-run", lambda e: ["anomaly", "eval", str(e.work / "pc"), "--device", "auto"], 2,
+             "cannot be loaded", setup=lambda e: ((e.work / "pc").mkdir(),
+                                                  shutil.copyfile(garbage(e), e.work / "pc" / "patchcore.pt"))),
+        Case("sam-train-data-yaml", lambda e: ["train", "sam", "--train", data_yaml(e), *sam, "--out",
+                                               str(e.work / "sam")], 2, "not a COCO JSON"),
+        Case("sam-train-garbage-checkpoint", lambda e: ["train", "sam", "--train", coco(e), "--model-type", "tiny",
+                                                        "--checkpoint", str(garbage(e)), "--out", str(e.work / "sam")],
+             2, "cannot be loaded"),
+        Case("sam-train-device-7", lambda e: ["train", "sam", "--train", coco(e), *sam, "--device", "7", "--out",
+                                              str(e.work / "sam")], 2, "device '7'"),
+        Case("sam-train-config-syntax", lambda e: ["train", "sam", "--train", coco(e), *sam, "--config",
+                                                   config("lr: [\n")(e), "--out", str(e.work / "sam")], 2,
+             "not valid YAML"),
+        Case("sam-eval-data-yaml", lambda e: ["eval", "sam", *sam, "--coco", data_yaml(e)], 2, "not a COCO JSON"),
+        Case("sam-eval-garbage-decoder", lambda e: ["eval", "sam", *sam, "--coco", coco(e, "test"), "--trained",
+                                                    str(garbage(e))], 2, "cannot be loaded"),
+        Case("sam-predict-data-yaml", lambda e: ["predict", "sam", *sam, "--coco", data_yaml(e), "--out",
+                                                 str(e.work / "pred")], 2, "not a COCO JSON"),
+        Case("yolo-world-train-coco-json", lambda e: ["train", "yolo-world", "--data", coco(e), "--model", "yolov8n.yaml",
+                                                      "--out", str(e.work / "yw")], 2, "JSON file where a YOLO"),
+        Case("yolo-world-train-garbage-weights", lambda e: ["train", "yolo-world", "--data", data_yaml(e), "--weights",
+                                                            str(garbage(e)), "--out", str(e.work / "yw")], 2,
+             "cannot be loaded"),
+        Case("yolo-world-train-device-7", lambda e: ["train", "yolo-world", "--data", data_yaml(e), "--model",
+                                                     "yolov8n.yaml", "--device", "7", "--out", str(e.work / "yw")], 2,
+             "device '7'"),
+        Case("yolo-world-eval-garbage-weights", lambda e: ["eval", "yolo-world", "--weights", str(garbage(e)), "--data",
+                                                           data_yaml(e), "--out", str(e.work / "ev")], 2,
+             "cannot be loaded"),
+        Case("yolo-world-predict-garbage-weights", lambda e: ["predict", "yolo-world", "--weights", str(garbage(e)),
+                                                              str(e.data / IMAGE), "--out", str(e.work / "pr")], 2,
+             "cannot be loaded"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 
 CASES = [*damage_cases(), *root_cases(), *warning_cases(), *option_cases(), *output_cases(), *disk_cases(),
-         *tamper_cases()]
+         *tamper_cases(), *trainer_cases()]
 
 
 def test_the_table_is_large():

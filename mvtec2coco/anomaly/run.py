@@ -74,11 +74,15 @@ def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: s
 
 
 def load_run(run: Path, device: str = "cpu") -> tuple[PatchCore, dict]:
+    device = pick_device(device)
     run = Path(run)
     if not (run / "patchcore.pt").is_file():
         raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `anomaly fit`")
-    state = torch.load(run / "patchcore.pt", map_location="cpu", weights_only=False)
-    return PatchCore.from_state(state, device), json.loads((run / "run.json").read_text())
+    from ..train.files import load_weights, torch_file
+
+    state = torch_file(run / "patchcore.pt", "PatchCore run", weights_only=False)
+    model = load_weights(run / "patchcore.pt", "PatchCore run", lambda _: PatchCore.from_state(state, device))
+    return model, json.loads((run / "run.json").read_text())
 
 
 def _score(model: PatchCore, samples: list[Sample], batch_size: int, progress: str | None):
@@ -199,7 +203,7 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
     sam = _load_sam(refine_with_sam, sam_model_type, device) if refine_with_sam else None
     category = info["category"]
     scores: dict[str, np.ndarray] = {}
-    with staged_output(Path(out), overwrite) as tmp:
+    with staged_output(Path(out), overwrite, [Path(run), *files]) as tmp:
         drafts = tmp / "drafts" / category
         for folder in ("good", "anomaly", "masks/anomaly"):
             (drafts / folder).mkdir(parents=True, exist_ok=True)
@@ -284,7 +288,7 @@ def _load_sam(checkpoint: Path, model_type: str, device: str):
 
     from ..train.sam_models import build_sam
 
-    return SamPredictor(build_sam(model_type, checkpoint).to(device).eval())
+    return SamPredictor(build_sam(model_type, checkpoint).to(pick_device(device)).eval())
 
 
 def _refine(predictor, image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -222,8 +222,10 @@ def evaluate(run_dir: Path, device: str = "auto") -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").is_file():
         raise OptionError("no best.pt in the run folder", run_dir, "pass a folder written by `classify train`")
-    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
-    cfg = _build(ExperimentConfig, state["config"], "")
+    from .files import load_weights, torch_file
+
+    state = torch_file(run_dir / "best.pt", "classifier checkpoint", weights_only=False)
+    cfg = load_weights(run_dir / "best.pt", "classifier checkpoint", lambda _: _build(ExperimentConfig, state["config"], ""))
     torch_device = pick_device(device)
     splits = make_splits(cfg.data)
     model = build_model(cfg.model.__class__(**{**cfg.model.__dict__, "weights": "none"}), len(splits.classes))

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import OptionError
+from ..errors import ConfigError, OptionError
 from .models import ModelConfig
 
 
@@ -109,10 +107,9 @@ def _build(cls, values: dict, where: str):
 
 def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
     """A YAML mapping of settings (or none) with the given non-None ``overrides`` on top."""
-    values = yaml.safe_load(Path(path).read_text()) if path else {}
-    if path and not isinstance(values, dict):
-        raise OptionError("config is not a mapping", path)
-    values = values or {}
+    from .files import read_yaml_mapping
+
+    values = read_yaml_mapping(path) if path else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return values
 
@@ -120,23 +117,30 @@ def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise OptionError(f"--set '{text}' is not key=value", hint="e.g. --set optim.lr=1e-4")
+    from .files import yaml_value
+
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    return key.strip().split("."), yaml_value(value, key)
 
 
 def load_config(path: Path | None, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a YAML config (or defaults) and apply ``a.b=value`` overrides."""
     raw: dict = {}
     if path is not None:
+        from .files import read_yaml_mapping
+
         path = Path(path)
-        if not path.is_file():
-            raise OptionError("config file does not exist", path)
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml_mapping(path)
         raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
         node = raw
         for key in keys[:-1]:
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text}: '{key}' is not a section")
         node[keys[-1]] = value
-    return _build(ExperimentConfig, raw, "")
+    try:
+        return _build(ExperimentConfig, raw, "")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"a setting has the wrong type ({exc})", path) from exc

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError
-from .devices import pick_device
+from .devices import pick_device, ultralytics_device
 from .sam_models import SPECS, build_sam
 
 
@@ -90,9 +90,9 @@ def load_coco(path: Path, images_dir: Path | None = None) -> CocoSet:
     """A COCO file from `convert`; images sit in ``images/<subset>/`` beside ``annotations/``."""
     from pycocotools.coco import COCO
 
-    path = Path(path)
-    if not path.is_file():
-        raise OptionError("COCO file does not exist", path, "pass annotations/instances_<subset>.json of `convert`")
+    from .files import check_coco_json
+
+    path = check_coco_json(path)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(path))
     subset = path.stem.replace("instances_", "")
@@ -364,11 +364,17 @@ def load_trained(sam, path: Path | str | None):
     path = Path(path)
     if not path.is_file():
         raise OptionError("trained decoder file does not exist", path, "pass RUN/decoder.pt of `train sam`")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    sam.mask_decoder.load_state_dict(state["mask_decoder"])
-    if "prompt_encoder" in state:
-        sam.prompt_encoder.load_state_dict(state["prompt_encoder"])
-    return sam
+    from .files import load_weights, torch_file
+
+    state = torch_file(path, "trained SAM decoder", weights_only=False)
+
+    def put(_: str):
+        sam.mask_decoder.load_state_dict(state["mask_decoder"])
+        if "prompt_encoder" in state:
+            sam.prompt_encoder.load_state_dict(state["prompt_encoder"])
+        return sam
+
+    return load_weights(path, "trained SAM decoder", put)
 
 
 @torch.no_grad()
@@ -450,10 +456,12 @@ def boxes_from_yolo(weights: Path, images: list[Path], conf: float, max_det: int
 
     if not Path(weights).is_file():
         raise OptionError("detector weights do not exist", weights, "pass RUN/weights/best.pt of a YOLO training")
-    model = YOLO(str(weights))
+    from .files import load_weights
+
+    model = load_weights(weights, "detector weights", YOLO)
     out = {}
     for image in images:
-        r = model.predict(str(image), conf=conf, max_det=max_det, device=device, verbose=False)[0]
+        r = model.predict(str(image), conf=conf, max_det=max_det, device=ultralytics_device(device), verbose=False)[0]
         xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float64)
         out[image] = (xyxy, [r.names[int(c)] for c in r.boxes.cls.cpu().numpy()], r.boxes.conf.cpu().numpy().tolist())
     return out

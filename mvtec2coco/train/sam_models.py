@@ -86,7 +86,9 @@ def build_sam(model_type: str, checkpoint: Path | str | None):
         path = Path(checkpoint)
         if not path.is_file():
             raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from .files import torch_file
+
+        state = torch_file(path, f"SAM checkpoint for {model_type}")
         try:
             sam.load_state_dict(state)
         except RuntimeError as exc:

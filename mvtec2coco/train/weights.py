@@ -48,7 +48,9 @@ def load_state_dict(source: str, arch: str) -> dict[str, torch.Tensor] | None:
         path = Path(source)
         if not path.is_file():
             raise WeightsNotFoundError("weight file does not exist", path, "pass an existing .pth file or weights: none")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from .files import torch_file
+
+    state = torch_file(path, "weight file")
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # our own checkpoints
     return state

@@ -18,6 +18,7 @@ import yaml
 from ..errors import Mvtec2CocoError, OptionError
 from ..ultra import quiet_offline_ultralytics
 from .config import settings_from_yaml
+from .devices import ultralytics_device
 from .text_embeddings import (
     DEFAULT_TEMPLATES,
     ClipTextEncoder,
@@ -66,9 +67,9 @@ class DetectorConfig:
         keys = ("epochs", "imgsz", "batch", "lr0", "optimizer", "cos_lr", "warmup_epochs", "mosaic", "close_mosaic",
                 "freeze", "patience", "workers", "seed", "plots")
         args = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-        if self.device:
-            args["device"] = self.device
-        args["amp"] = self.amp and self.device not in ("cpu",)
+        if self.device not in ("", None):
+            args["device"] = ultralytics_device(self.device)
+        args["amp"] = self.amp and args.get("device") not in ("cpu",)
         return args
 
 
@@ -101,14 +102,17 @@ def resolve_model(model: str) -> str:
 
 
 def _names(data_yaml: Path) -> list[str]:
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    names = data["names"]
+    from .files import read_data_yaml
+
+    names = read_data_yaml(data_yaml)["names"]
     return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
 
 
 def world_dataset(data_yaml: Path, out: Path) -> tuple[Path, list[str]]:
     """A copy of ``data.yaml`` whose class names contain no '/' (ultralytics reads '/' as synonyms)."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
+    from .files import read_data_yaml
+
+    data = read_data_yaml(data_yaml)
     names = _names(data_yaml)
     texts = [n.replace("/", " ") for n in names]
     root = Path(data.get("path") or Path(data_yaml).parent)
@@ -152,8 +156,13 @@ def train_detector(data_yaml: Path, out: Path, cfg: DetectorConfig) -> dict:
 
     out = Path(out).absolute()
     model_src = resolve_model(cfg.model)
-    if not Path(data_yaml).is_file():
-        raise OptionError("data.yaml does not exist", data_yaml, "pass OUT/data.yaml of `mvtec2coco convert`")
+    from .files import load_weights, read_data_yaml
+
+    read_data_yaml(data_yaml)
+    if Path(model_src).suffix == ".pt":  # fail on a broken file here, not after ultralytics made the run folder
+        from ultralytics.nn.tasks import load_checkpoint
+
+        load_weights(model_src, "detector weights", load_checkpoint)
     args = {**cfg.train_args(), "project": str(out.parent), "name": out.name, "exist_ok": True, "verbose": False}
     if not is_world(model_src):
         YOLO(model_src).train(data=str(data_yaml), **args)
@@ -210,8 +219,10 @@ def _load(weights: Path):
     from ultralytics import YOLO, YOLOWorld
     from ultralytics.nn.tasks import WorldModel, load_checkpoint
 
+    from .files import load_weights
+
     weights = Path(resolve_model(str(weights)))
-    network, _ = load_checkpoint(str(weights))
+    network, _ = load_weights(weights, "detector weights", load_checkpoint)
     return (YOLOWorld if isinstance(network, WorldModel) else YOLO)(str(weights)), isinstance(network, WorldModel)
 
 
@@ -257,7 +268,8 @@ def predict_detector(weights: Path, images: list[Path], out: Path, conf: float =
     for image_id, path in enumerate(files, 1):
         if not path.is_file():
             raise OptionError("image does not exist", path)
-        kwargs = {"conf": conf, "imgsz": imgsz, "verbose": False, **({"device": device} if device else {})}
+        kwargs = {"conf": conf, "imgsz": imgsz, "verbose": False,
+                  **({"device": ultralytics_device(device)} if device else {})}
         r = model.predict(str(path), **kwargs)[0]
         h, w = r.orig_shape
         coco["images"].append({"id": image_id, "file_name": path.name, "width": int(w), "height": int(h)})
