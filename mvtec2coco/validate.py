@@ -87,8 +87,8 @@ def _check_masks(sample: Sample, tiny: int, findings: Findings) -> Findings:
                 findings.add("differing_channels", f"{path}: {raw.shape[2]} channels that differ")
         values = np.unique(raw)
         if values.size > 2 or (values.size == 2 and values[1] not in (1, 255)) or (values.size == 1 and values[0] > 0):
-            shown = ", ".join(str(v) for v in values[:8]) + (" ..." if values.size > 8 else "")
-            findings.add("non_binary_values", f"{path}: values {shown} (any value > 0 counts as defect)")
+            listed = ", ".join(str(v) for v in values[:8]) + (" ..." if values.size > 8 else "")
+            findings.add("non_binary_values", f"{path}: values {listed} (any value > 0 counts as defect)")
         np.maximum(merged, binary_mask(shown), out=merged)
     defect_pixels = int(np.count_nonzero(merged))
     if sample.is_good and defect_pixels:

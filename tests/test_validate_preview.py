@@ -43,7 +43,7 @@ def test_finds_each_problem(tiny_copy, tmp_path):
     assert "253, 254" in found["non_binary_values"]["examples"][0]
     assert found["differing_channels"]["count"] == 1
     assert found["mask_on_good_image"]["count"] == 1
-    assert found["unreadable_dataset"]["count"] == 1 and "001_mask.png" in found["unreadable_dataset"]["examples"][0]
+    assert found["pairing"]["count"] == 1 and "001_mask.png" in found["pairing"]["examples"][0]  # an orphan mask
 
 
 def test_tools_script_runs(tiny_mvtec, tmp_path):
