@@ -16,7 +16,6 @@ import numpy as np
 
 from .datasets import load_dataset
 from .datasets.common import collecting, with_size
-from .datasets.detect import detect_layout
 from .errors import BrokenFileError, DatasetError, PairingError, SizeMismatchError
 from .imageio import MASK_NOTES, binary_mask, interpret_mask, read_mask_bytes
 from .parallel import pmap
@@ -115,10 +114,10 @@ def validate_dataset(root: Path, layout: str | None = None, categories: list[str
     root = Path(root)
     all_findings = Findings()
     with collecting() as problems:
-        samples = list(load_dataset(root, layout, categories, sizes=False).samples)
+        dataset = load_dataset(root, layout, categories, sizes=False)
+    samples = list(dataset.samples)
     for exc in problems:
         all_findings.add(_kind(exc), str(exc))
-    layout = layout or detect_layout(root.resolve())
     for findings in pmap(check_sample, [(s, tiny) for s in samples], workers, "Checking masks" if progress else None):
         for check, messages in findings.found.items():
             for message in messages:
@@ -130,7 +129,7 @@ def validate_dataset(root: Path, layout: str | None = None, categories: list[str
     }
     return {
         "root": str(root),
-        "layout": layout,
+        "layout": dataset.layout,
         "images": len(samples),
         "masks": sum(len(s.masks) for s in samples),
         "errors": sum(c["count"] for c in checks.values() if c["level"] == "error"),
