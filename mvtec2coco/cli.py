@@ -14,8 +14,8 @@ from rich.table import Table
 
 from . import __version__
 from .errors import Mvtec2CocoError, OptionError
-from .paths import check_output_file
-from .staging import run_folder
+from .runtime.paths import check_output_file
+from .runtime.staging import run_folder
 
 app = typer.Typer(
     help="Turn anomaly-detection datasets (MVTec AD and relatives) into verified YOLO and COCO labels.",
@@ -83,7 +83,7 @@ def summary(
     Example: mvtec2coco summary demo/bottle --json summary.json --plot summary.png
     """
     from .datasets import load_dataset
-    from .staging import write_file
+    from .runtime.staging import write_file
     from .summary import plot, summarize, to_json
 
     for given in (json_path, plot_path):
@@ -234,7 +234,7 @@ def validate(
 
     Example: mvtec2coco validate demo/bottle --json findings.json
     """
-    from .staging import write_file
+    from .runtime.staging import write_file
     from .validate import validate_dataset
 
     if json_path is not None:
@@ -291,8 +291,8 @@ def classify_train(
     Runs under `torchrun --nproc_per_node N` with DistributedDataParallel.
     Example: mvtec2coco classify train configs/classifier/01_resnet18_baseline.yaml --set data.root=demo/bottle
     """
-    from .train.classifier import train
-    from .train.config import load_config
+    from .models.classifier.config import load_config
+    from .models.classifier.train import train
 
     cfg = load_config(config, overrides or [])
     target = run_dir or Path(cfg.out) / cfg.name
@@ -311,7 +311,7 @@ def classify_eval(
 
     Example: mvtec2coco classify eval runs/classifier/01_resnet18_baseline
     """
-    from .train.classifier import evaluate
+    from .models.classifier.train import evaluate
 
     result = evaluate(run_dir, device)
     for name, m in result.items():
@@ -345,8 +345,8 @@ def classify_sweep(
 
     Example: mvtec2coco classify sweep configs/classifier/*.yaml --set train.epochs=5 --markdown sweep.md
     """
-    from .train.classifier import train
-    from .train.config import load_config
+    from .models.classifier.config import load_config
+    from .models.classifier.train import train
 
     loaded = [load_config(c, overrides or []) for c in configs]  # every config checked before the first trains
     for given in (markdown_path, plot_path):
@@ -360,7 +360,7 @@ def classify_sweep(
 
 
 def _print_runs(run_dirs: list[Path], markdown_path: Path | None = None, plot_path: Path | None = None) -> None:
-    from .train.compare import COLUMNS, load_run, markdown, plot_curves, rows
+    from .models.classifier.compare import COLUMNS, load_run, markdown, plot_curves, rows
 
     runs = [load_run(r) for r in run_dirs]
     table_rows, best = rows(runs)
@@ -403,8 +403,8 @@ def anomaly_fit(
 
     Example: mvtec2coco anomaly fit demo/bottle --category bottle --out runs/patchcore_bottle
     """
-    from .anomaly.patchcore import PatchCoreConfig
-    from .anomaly.run import fit
+    from .models.patchcore.model import PatchCoreConfig
+    from .models.patchcore.run import fit
 
     config = PatchCoreConfig(backbone=backbone, weights=weights, image_size=image_size, dim=dim,
                              coreset_ratio=coreset_ratio, seed=seed)
@@ -424,7 +424,7 @@ def anomaly_eval(
 
     Example: mvtec2coco anomaly eval runs/patchcore_bottle
     """
-    from .anomaly.run import evaluate
+    from .models.patchcore.run import evaluate
 
     result = evaluate(run, batch_size, device, progress=True)
     table = Table(title=f"PatchCore on {result['category']} (test images)")
@@ -461,7 +461,7 @@ def anomaly_annotate(
 
     Example: mvtec2coco anomaly annotate runs/patchcore_bottle new_images/ --out drafts --format coco
     """
-    from .anomaly.run import annotate
+    from .models.patchcore.run import annotate
 
     report = annotate(run, images, out, fmt, threshold, min_area, opening, device=device,
                       refine_with_sam=refine_with_sam, sam_model_type=sam_model_type, overwrite=overwrite)
@@ -505,7 +505,7 @@ def train_sam_cmd(
     Example: mvtec2coco train sam --train out/coco/annotations/instances_train.json
     --val out/coco/annotations/instances_val.json --checkpoint sam_vit_b_01ec64.pth --model-type vit_b
     """
-    from .train.sam import load_sam_config, train_sam
+    from .models.sam.train import load_sam_config, train_sam
 
     cfg = load_sam_config(config, {"model_type": model_type, "checkpoint": checkpoint, "epochs": epochs,
                                    "max_steps": max_steps, "lr": lr, "device": device})
@@ -551,10 +551,10 @@ def eval_sam_cmd(
 
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    from .staging import write_file
-    from .train.devices import pick_device
-    from .train.sam import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained
-    from .train.sam_models import build_sam
+    from .models.common.devices import pick_device
+    from .models.sam.network import build_sam
+    from .models.sam.train import EmbeddingCache, encoder_identity, evaluate_sam, load_coco, load_trained
+    from .runtime.staging import write_file
 
     if json_path is not None:
         check_output_file(json_path, [coco])
@@ -590,7 +590,7 @@ def predict_sam_cmd(
     Example: mvtec2coco predict sam --checkpoint sam_vit_b_01ec64.pth --trained runs/sam/decoder.pt
     --boxes-from-yolo runs/yw/weights/best.pt images/*.png --out sam_pred
     """
-    from .train.sam import predict_sam
+    from .models.sam.train import predict_sam
 
     with run_folder(out, [coco, trained, boxes_from_yolo, *(images or [])]):
         path = predict_sam(checkpoint, model_type, list(images or []), out, trained, coco, boxes_from_yolo, conf,
@@ -625,7 +625,7 @@ def train_yolo_world_cmd(
     Example: mvtec2coco train yolo-world --data out/yolo/data.yaml --config configs/yolo_world/bottle.yaml
     --weights yolov8s-worldv2.pt --clip-weights ViT-B-32.pt
     """
-    from .train.yolo_world import load_detector_config, train_detector
+    from .models.yolo_world.train import load_detector_config, train_detector
 
     chosen = weights or model
     cfg = load_detector_config(config, {"model": chosen, "epochs": epochs, "imgsz": imgsz, "batch": batch,
@@ -665,7 +665,7 @@ def eval_yolo_world_cmd(
 
     Example: mvtec2coco eval yolo-world --weights runs/yolo_world/weights/best.pt --data out/yolo/data.yaml
     """
-    from .train.yolo_world import evaluate_detector
+    from .models.yolo_world.train import evaluate_detector
 
     result = evaluate_detector(weights, data, split, out or weights.parent.parent)
     _print_detector({split: result})
@@ -684,7 +684,7 @@ def predict_yolo_world_cmd(
 
     Example: mvtec2coco predict yolo-world --weights runs/yolo_world/weights/best.pt images/ --out pred
     """
-    from .train.yolo_world import predict_detector
+    from .models.yolo_world.train import predict_detector
 
     with run_folder(out, [weights, *images]):
         path = predict_detector(weights, images, out, conf, imgsz, device)
@@ -700,7 +700,7 @@ def main() -> None:
     """
     import click
 
-    from .staging import Interrupted, install_signal_handlers, on_notice, translate_os_error
+    from .runtime.staging import Interrupted, install_signal_handlers, on_notice, translate_os_error
 
     # typer ships its own copy of click: its errors and click's are caught alike
     click_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})

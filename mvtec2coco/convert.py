@@ -23,18 +23,18 @@ from typing import NamedTuple
 import numpy as np
 
 from . import __version__
-from .allocator import keep_freed_memory
 from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, supercategories
+from .datasets.imageio import MASK_NOTES, load_mask, opencv_single_threaded, read_header
 from .errors import OptionError
-from .export import FORMATS, coco, yolo
-from .export.writer import IMAGE_MODES, image_relpath, label_relpath, place_image
-from .export.yolo import polygon_texts
-from .imageio import MASK_NOTES, load_mask, opencv_single_threaded, read_header
-from .masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
-from .parallel import default_workers, fork_map
+from .formats import FORMATS, coco, yolo
+from .formats.placement import IMAGE_MODES, image_relpath, label_relpath, place_image
+from .formats.yolo import polygon_texts
+from .geometry.masks import Instance, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .records import Dataset, Sample
+from .runtime.allocator import keep_freed_memory
+from .runtime.parallel import default_workers, fork_map
+from .runtime.staging import staged_output
 from .split import SUBSETS, Split, is_split_file, make_split, manifest_text
-from .staging import staged_output
 
 COCO_MASKS = ("auto", "rle", "polygon")
 CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
@@ -224,7 +224,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     options.check()
     split_file = Path(options.split) if is_split_file(options.split) else None
     inputs = [*dataset.sources, *([split_file] if split_file else [])]
-    from .paths import check_output
+    from .runtime.paths import check_output
 
     out = check_output(out, inputs, overwrite)  # before the split and the work: fail fast
     skipped: dict[str, object] = {}

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .datasets.imageio import read_header
 from .errors import OptionError, VerificationError
-from .imageio import read_header
-from .paths import check_output_file
-from .staging import write_file
+from .runtime.paths import check_output_file
+from .runtime.staging import write_file
 from .verify import find_outputs
 
 TILE = 320

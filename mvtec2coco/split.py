@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import OptionError
 from .records import Sample
-from .seeding import stable_int
+from .runtime.seeding import stable_int
 
 SUBSETS = ("train", "val", "test")
 OFFICIAL = {"train": "train", "validation": "val", "val": "val", "test": "test", "test_public": "test"}

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .imageio import load_mask
-from .parallel import pmap
+from .datasets.imageio import load_mask
 from .records import GOOD, Dataset, Sample
+from .runtime.parallel import pmap
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def to_json(dataset: Dataset, summaries: list[CategorySummary]) -> dict:
 
 def plot(summaries: list[CategorySummary], path: Path) -> Path:
     """Bar chart of images per split and class, one panel per category."""
-    from .plotting import pyplot, save
+    from .runtime.plotting import pyplot, save
 
     plt = pyplot()
 

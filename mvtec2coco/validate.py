@@ -16,10 +16,10 @@ import numpy as np
 
 from .datasets import load_dataset
 from .datasets.common import collecting, with_size
+from .datasets.imageio import MASK_NOTES, binary_mask, interpret_mask, read_mask_bytes
 from .errors import BrokenFileError, DatasetError, PairingError, SizeMismatchError
-from .imageio import MASK_NOTES, binary_mask, interpret_mask, read_mask_bytes
-from .parallel import pmap
 from .records import Sample
+from .runtime.parallel import pmap
 
 LEVELS = {
     "unreadable_dataset": "error",

@@ -23,17 +23,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .allocator import keep_freed_memory
 from .classes import class_name, class_names
 from .datasets import load_dataset
+from .datasets.imageio import JPEG_EOI, load_mask, opencv_single_threaded
 from .errors import OptionError, VerificationError
-from .export import FORMATS
-from .imageio import JPEG_EOI, load_mask, opencv_single_threaded
-from .masks import Instance, instances, iou
-from .parallel import fork_map
+from .formats import FORMATS
+from .geometry.masks import Instance, instances, iou
 from .records import Sample
-from .staging import write_file
-from .ultra import quiet_offline_ultralytics
+from .runtime.allocator import keep_freed_memory
+from .runtime.parallel import fork_map
+from .runtime.staging import write_file
+from .runtime.ultralytics_env import quiet_offline_ultralytics
 
 MAX_LISTED = 50
 

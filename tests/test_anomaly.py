@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mvtec2coco.anomaly.metrics import best_f1_threshold, pro_auc, pro_curve  # noqa: E402
-from mvtec2coco.anomaly.patchcore import greedy_coreset, nearest_distance  # noqa: E402
-from mvtec2coco.train.metrics import auroc  # noqa: E402
+from mvtec2coco.models.common.metrics import auroc  # noqa: E402
+from mvtec2coco.models.patchcore.metrics import best_f1_threshold, pro_auc, pro_curve  # noqa: E402
+from mvtec2coco.models.patchcore.model import greedy_coreset, nearest_distance  # noqa: E402
 
 from .helpers import run_cli  # noqa: E402
 
@@ -129,7 +129,7 @@ def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
 
 def test_annotate_refined_with_sam(fitted, tiny_mvtec, tmp_path):
     pytest.importorskip("segment_anything")
-    from mvtec2coco.train.sam_models import build_sam
+    from mvtec2coco.models.sam.network import build_sam
 
     checkpoint = tmp_path / "sam_tiny.pth"
     torch.save(build_sam("tiny", None).state_dict(), checkpoint)

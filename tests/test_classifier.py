@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from mvtec2coco.train.config import load_config  # noqa: E402
-from mvtec2coco.train.longtail import (  # noqa: E402
+from mvtec2coco.models.classifier.config import load_config  # noqa: E402
+from mvtec2coco.models.classifier.longtail import (  # noqa: E402
     FocalLoss,
     LogitAdjustedLoss,
     ProjectionHead,
@@ -26,9 +26,9 @@ from mvtec2coco.train.longtail import (  # noqa: E402
     class_balanced_weights,
     log_prior,
 )
-from mvtec2coco.train.metrics import auroc, classification_metrics  # noqa: E402
-from mvtec2coco.train.models import ARCHS, ModelConfig, build_model, parameter_groups  # noqa: E402
-from mvtec2coco.train.weights import WeightsNotFoundError, load_state_dict  # noqa: E402
+from mvtec2coco.models.classifier.network import ARCHS, ModelConfig, build_model, parameter_groups  # noqa: E402
+from mvtec2coco.models.common.metrics import auroc, classification_metrics  # noqa: E402
+from mvtec2coco.models.common.weights import WeightsNotFoundError, load_state_dict  # noqa: E402
 
 from .helpers import run_cli  # noqa: E402
 
@@ -237,7 +237,7 @@ def test_ddp_two_processes_on_cpu(tiny_mvtec, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     val_support = sum(c["support"] for c in summary["val"]["per_class"].values())
     single = load_config(CONFIGS[0], [f"data.root={tiny_mvtec}"])
-    from mvtec2coco.train.data import make_splits
+    from mvtec2coco.models.classifier.data import make_splits
 
     assert val_support == len(make_splits(single.data).subsets["val"])  # gathered from both ranks
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2

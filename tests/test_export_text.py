@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from mvtec2coco.export.coco import ring_texts
-from mvtec2coco.export.yolo import polygon_lines, polygon_texts, unit_decimals
+from mvtec2coco.formats.coco import ring_texts
+from mvtec2coco.formats.yolo import polygon_lines, polygon_texts, unit_decimals
 
 
 def test_unit_decimals_match_percent_format():

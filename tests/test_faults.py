@@ -911,7 +911,7 @@ def test_sigkill_leaves_a_stale_tree_the_next_run_removes(bottle, tmp_path):
 
 def test_a_live_run_is_not_disturbed(tiny_mvtec, tmp_path):
     """A marked tree whose process still runs (here: this test) is not removed: the second run refuses."""
-    from mvtec2coco.staging import STAGING_MARKER, owner
+    from mvtec2coco.runtime.staging import STAGING_MARKER, owner
 
     tree = tmp_path / ".out.m2c-tmp-deadbeef"
     tree.mkdir()
@@ -923,7 +923,7 @@ def test_a_live_run_is_not_disturbed(tiny_mvtec, tmp_path):
 
 def test_a_tree_from_a_reused_pid_is_stale(tiny_mvtec, tmp_path):
     """Same pid, other start time (the pid was reused after the run died): stale."""
-    from mvtec2coco.staging import STAGING_MARKER, owner
+    from mvtec2coco.runtime.staging import STAGING_MARKER, owner
 
     tree = tmp_path / ".out.m2c-tmp-deadbeef"
     tree.mkdir()

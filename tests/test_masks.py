@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
-from mvtec2coco.imageio import load_mask
-from mvtec2coco.masks import decode_rle, instances, instances_of_masks, iou, polygon_to_mask, signed_area
+from mvtec2coco.datasets.imageio import load_mask
+from mvtec2coco.geometry.masks import decode_rle, instances, instances_of_masks, iou, polygon_to_mask, signed_area
 
 from .reference_outline import canonical, reference_rings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mvtec2coco.errors import BrokenFileError
-from mvtec2coco.parallel import WorkerError, fork_map, pmap
+from mvtec2coco.runtime.parallel import WorkerError, fork_map, pmap
 
 ITEMS = list(range(200))
 
@@ -85,7 +85,7 @@ def _children() -> set[int]:
 
 
 def test_off_linux_fork_map_is_a_process_pool(monkeypatch):
-    import mvtec2coco.parallel as parallel
+    import mvtec2coco.runtime.parallel as parallel
 
     monkeypatch.setattr(parallel.sys, "platform", "darwin")
     seen = []

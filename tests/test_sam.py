@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
 
-from mvtec2coco.train.sam import SamTrainConfig, jitter_boxes, low_res_target, mask_losses, train_sam  # noqa: E402
+from mvtec2coco.models.sam.train import SamTrainConfig, jitter_boxes, low_res_target, mask_losses, train_sam  # noqa: E402
 
 from .helpers import run_cli  # noqa: E402
 
@@ -81,8 +81,8 @@ def test_checkpoint_holds_trained_parts_and_loads_on_cpu(trained):
     run, _ = trained
     state = torch.load(run / "decoder.pt", map_location="cpu", weights_only=False)
     assert set(state) == {"model_type", "config", "mask_decoder"}
-    from mvtec2coco.train.sam import load_trained
-    from mvtec2coco.train.sam_models import build_sam
+    from mvtec2coco.models.sam.network import build_sam
+    from mvtec2coco.models.sam.train import load_trained
 
     sam = load_trained(build_sam("tiny", None), run / "decoder.pt")
     assert torch.equal(sam.mask_decoder.state_dict()["iou_token.weight"], state["mask_decoder"]["iou_token.weight"])

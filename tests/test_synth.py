@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mvtec2coco.datasets import load_dataset
-from mvtec2coco.imageio import load_mask
-from mvtec2coco.masks import instances
+from mvtec2coco.datasets.imageio import load_mask
+from mvtec2coco.geometry.masks import instances
 from mvtec2coco.synth import generate
 
 from .helpers import tree_digest

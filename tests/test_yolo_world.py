@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ultralytics")
 pytest.importorskip("open_clip")
 
-from mvtec2coco.train.text_embeddings import (  # noqa: E402
+from mvtec2coco.models.yolo_world.text_embeddings import (  # noqa: E402
     ClipTextEncoder,
     ClipWeightsError,
     class_embeddings,
@@ -94,7 +94,7 @@ from ultralytics.nn import tasks
 def refuse(*a, **k):
     raise SystemExit("a text encoder was requested")
 tasks.WorldModel.get_text_pe = refuse  # ... and so would asking for text features
-from mvtec2coco.train.yolo_world import predict_detector
+from mvtec2coco.models.yolo_world.train import predict_detector
 print(predict_detector(r"{world_run / 'weights' / 'best.pt'}", [r"{tiny_mvtec / 'bottle' / 'test'}"],
                        r"{tmp_path / 'pred'}", conf=0.0, imgsz=128))
 """

@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
+from mvtec2coco.models.classifier.config import load_config
+from mvtec2coco.models.classifier.train import train
 from mvtec2coco.synth import generate
-from mvtec2coco.train.classifier import train
-from mvtec2coco.train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

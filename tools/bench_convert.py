@@ -28,8 +28,8 @@ import cv2
 
 from mvtec2coco.convert import ConvertOptions, convert, parse_formats
 from mvtec2coco.datasets import load_dataset
-from mvtec2coco.imageio import read_header
-from mvtec2coco.parallel import default_workers, fork_map
+from mvtec2coco.datasets.imageio import read_header
+from mvtec2coco.runtime.parallel import default_workers, fork_map
 from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
 

@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mvtec2coco.anomaly.patchcore import PatchCoreConfig
-from mvtec2coco.anomaly.run import evaluate, fit
+from mvtec2coco.models.patchcore.model import PatchCoreConfig
+from mvtec2coco.models.patchcore.run import evaluate, fit
 from mvtec2coco.synth import generate
 
 

@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BrokenFileError, DatasetError, EmptyCategoryError, PairingError, SizeMismatchError
-from ..imageio import ImageHeader, is_image_name, read_header
 from ..records import Sample
+from .imageio import ImageHeader, is_image_name, read_header
 
 _COLLECTED: ContextVar[list[DatasetError] | None] = ContextVar("collected", default=None)
 

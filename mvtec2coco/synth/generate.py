@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..parallel import init_worker
-from ..staging import staged_output
+from ..runtime.parallel import init_worker
+from ..runtime.staging import staged_output
 from .layouts import PLANNERS, Job
 from .presets import PRESETS
 from .render import render_sample

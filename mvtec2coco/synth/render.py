@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..seeding import stable_int
+from ..runtime.seeding import stable_int
 from .presets import CategorySpec
 from .shapes import STYLES, defect_mask, paint_defect, product, texture
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import Mvtec2CocoError, OptionError
+from ...errors import Mvtec2CocoError, OptionError
 
 EMBED_DIM = 512
 DEFAULT_TEMPLATES = ("a photo of a {} on a {category}", "a close-up photo of a {}", "an industrial image of a {}")
@@ -112,7 +112,7 @@ def _quiet_open_clip() -> Iterator[None]:
 
 def random_embeddings(texts: list[str], seed: int = 0) -> dict[str, torch.Tensor]:
     """Seeded random unit vectors: for smoke tests only (they carry no meaning)."""
-    from ..seeding import stable_int
+    from ...runtime.seeding import stable_int
 
     out = {}
     for text in texts:

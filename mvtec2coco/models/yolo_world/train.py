@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import Mvtec2CocoError, OptionError
-from ..ultra import quiet_offline_ultralytics
-from .config import settings_from_yaml
-from .devices import ultralytics_device
+from ...errors import Mvtec2CocoError, OptionError
+from ...runtime.ultralytics_env import quiet_offline_ultralytics
+from ..classifier.config import settings_from_yaml
+from ..common.devices import ultralytics_device
 from .text_embeddings import (
     DEFAULT_TEMPLATES,
     ClipTextEncoder,
@@ -102,7 +102,7 @@ def resolve_model(model: str) -> str:
 
 
 def _names(data_yaml: Path) -> list[str]:
-    from .files import read_data_yaml
+    from ..common.files import read_data_yaml
 
     names = read_data_yaml(data_yaml)["names"]
     return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
@@ -110,7 +110,7 @@ def _names(data_yaml: Path) -> list[str]:
 
 def world_dataset(data_yaml: Path, out: Path) -> tuple[Path, list[str]]:
     """A copy of ``data.yaml`` whose class names contain no '/' (ultralytics reads '/' as synonyms)."""
-    from .files import read_data_yaml
+    from ..common.files import read_data_yaml
 
     data = read_data_yaml(data_yaml)
     names = _names(data_yaml)
@@ -156,7 +156,7 @@ def train_detector(data_yaml: Path, out: Path, cfg: DetectorConfig) -> dict:
 
     out = Path(out).absolute()
     model_src = resolve_model(cfg.model)
-    from .files import load_weights, read_data_yaml
+    from ..common.files import load_weights, read_data_yaml
 
     read_data_yaml(data_yaml)
     if Path(model_src).suffix == ".pt":  # fail on a broken file here, not after ultralytics made the run folder
@@ -219,7 +219,7 @@ def _load(weights: Path):
     from ultralytics import YOLO, YOLOWorld
     from ultralytics.nn.tasks import WorldModel, load_checkpoint
 
-    from .files import load_weights
+    from ..common.files import load_weights
 
     weights = Path(resolve_model(str(weights)))
     network, _ = load_weights(weights, "detector weights", load_checkpoint)
@@ -252,7 +252,7 @@ def predict_detector(weights: Path, images: list[Path], out: Path, conf: float =
     """Annotated images and ``detections.json`` (COCO: images, categories, annotations with score)."""
     import cv2
 
-    from ..imageio import is_image_file
+    from ...datasets.imageio import is_image_file
 
     model, _ = _load(weights)
     files: list[Path] = []

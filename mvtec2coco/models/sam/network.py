@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import Mvtec2CocoError, OptionError
+from ...errors import Mvtec2CocoError, OptionError
 
 CHECKPOINT_BASE = "https://dl.fbaipublicfiles.com/segment_anything"
 
@@ -86,7 +86,7 @@ def build_sam(model_type: str, checkpoint: Path | str | None):
         path = Path(checkpoint)
         if not path.is_file():
             raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
-        from .files import torch_file
+        from ..common.files import torch_file
 
         state = torch_file(path, f"SAM checkpoint for {model_type}")
         try:

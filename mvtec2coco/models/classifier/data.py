@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from ..datasets import load_dataset
-from ..records import GOOD, Sample
-from ..split import make_split
+from ...datasets import load_dataset
+from ...records import GOOD, Sample
+from ...split import make_split
 from .config import AugmentConfig, DataConfig
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -91,7 +91,7 @@ class ImageCache:
     def _decode(self, path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            from ..errors import BrokenFileError
+            from ...errors import BrokenFileError
 
             raise BrokenFileError("image cannot be decoded", path)
         image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)

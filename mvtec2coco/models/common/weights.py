@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import Mvtec2CocoError
+from ...errors import Mvtec2CocoError
 
 
 class WeightsNotFoundError(Mvtec2CocoError):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BrokenFileError, Mvtec2CocoError, OutputError, OutputExistsError
+from ..errors import BrokenFileError, Mvtec2CocoError, OutputError, OutputExistsError
 
 STAGING_MARKER = ".mvtec2coco-staging.json"
 OWNED_MARKER = ".mvtec2coco"

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
-from ..errors import OptionError
+from ...errors import OptionError
 
 LOSSES = ("ce", "cb_ce", "focal", "logit_adjusted", "balanced_softmax", "bcl")
 

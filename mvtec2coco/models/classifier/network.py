@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import OptionError
-from .weights import load_state_dict
+from ...errors import OptionError
+from ..common.weights import load_state_dict
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2", "efficientnet_b0", "convnext_tiny")
 

@@ -59,7 +59,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
-    from ..plotting import pyplot, save
+    from ...runtime.plotting import pyplot, save
 
     plt = pyplot()
 

@@ -21,15 +21,15 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from ..errors import OptionError
-from ..parallel import default_workers
-from . import distributed
+from ...errors import OptionError
+from ...runtime.parallel import default_workers
+from ..common import distributed
+from ..common.devices import pick_device
+from ..common.metrics import classification_metrics, plot_confusion
 from .config import ExperimentConfig
 from .data import ClassifierDataset, ImageCache, build_augment, make_splits
-from .devices import pick_device
 from .longtail import build_loss, class_balanced_sampler, class_counts
-from .metrics import classification_metrics, plot_confusion
-from .models import build_model, parameter_groups
+from .network import build_model, parameter_groups
 
 
 def seed_everything(seed: int) -> None:
@@ -222,7 +222,7 @@ def evaluate(run_dir: Path, device: str = "auto") -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").is_file():
         raise OptionError("no best.pt in the run folder", run_dir, "pass a folder written by `classify train`")
-    from .files import load_weights, torch_file
+    from ..common.files import load_weights, torch_file
 
     state = torch_file(run_dir / "best.pt", "classifier checkpoint", weights_only=False)
     cfg = load_weights(run_dir / "best.pt", "classifier checkpoint", lambda _: _build(ExperimentConfig, state["config"], ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import OptionError
+from ...errors import OptionError
 
 DEVICES = "auto, cpu, cuda, cuda:N or N"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import OptionError
+from ...errors import OptionError
 
 COLUMNS = ("run", "model", "batch", "lr", "epochs", "optimizer", "method", "val acc", "val bal acc",
            "test acc", "test bal acc", "test macro F1", "test AUROC")
@@ -65,7 +65,7 @@ def markdown(runs: list[dict]) -> str:
 
 
 def plot_curves(runs: list[dict], path: Path) -> Path:
-    from ..plotting import pyplot, save
+    from ...runtime.plotting import pyplot, save
 
     plt = pyplot()
 

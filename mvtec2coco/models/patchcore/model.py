@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import OptionError
-from ..train.weights import load_state_dict
+from ...errors import OptionError
+from ..common.weights import load_state_dict
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 

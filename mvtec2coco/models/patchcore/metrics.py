@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..train.metrics import auroc
+from ..common.metrics import auroc
 
 
 def pro_curve(maps: np.ndarray, masks: np.ndarray, thresholds: int = 200) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 
 
 def resolve(path: Path | str, what: str = "output path") -> Path:

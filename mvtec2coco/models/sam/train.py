@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import OptionError
-from .devices import pick_device, ultralytics_device
-from .sam_models import SPECS, build_sam
+from ...errors import OptionError
+from ..common.devices import pick_device, ultralytics_device
+from .network import SPECS, build_sam
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class CocoSet:
 
 def load_sam_config(path: Path | None, overrides: dict) -> SamTrainConfig:
     """``configs/sam/*.yaml`` settings with command-line overrides on top."""
-    from .config import settings_from_yaml
+    from ..classifier.config import settings_from_yaml
 
     try:
         return SamTrainConfig(**settings_from_yaml(path, overrides))
@@ -90,7 +90,7 @@ def load_coco(path: Path, images_dir: Path | None = None) -> CocoSet:
     """A COCO file from `convert`; images sit in ``images/<subset>/`` beside ``annotations/``."""
     from pycocotools.coco import COCO
 
-    from .files import check_coco_json
+    from ..common.files import check_coco_json
 
     path = check_coco_json(path)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -148,7 +148,7 @@ class EmbeddingCache:
 def read_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        from ..errors import BrokenFileError
+        from ...errors import BrokenFileError
 
         raise BrokenFileError("image cannot be decoded", path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -364,7 +364,7 @@ def load_trained(sam, path: Path | str | None):
     path = Path(path)
     if not path.is_file():
         raise OptionError("trained decoder file does not exist", path, "pass RUN/decoder.pt of `train sam`")
-    from .files import load_weights, torch_file
+    from ..common.files import load_weights, torch_file
 
     state = torch_file(path, "trained SAM decoder", weights_only=False)
 
@@ -449,14 +449,14 @@ def boxes_from_coco(data: CocoSet, image: Path) -> tuple[np.ndarray, list[str], 
 
 def boxes_from_yolo(weights: Path, images: list[Path], conf: float, max_det: int, device: str) -> dict:
     """Detector boxes per image from an ultralytics model (YOLO or YOLO-World) file."""
-    from ..ultra import quiet_offline_ultralytics
+    from ...runtime.ultralytics_env import quiet_offline_ultralytics
 
     quiet_offline_ultralytics()
     from ultralytics import YOLO
 
     if not Path(weights).is_file():
         raise OptionError("detector weights do not exist", weights, "pass RUN/weights/best.pt of a YOLO training")
-    from .files import load_weights
+    from ..common.files import load_weights
 
     model = load_weights(weights, "detector weights", YOLO)
     out = {}

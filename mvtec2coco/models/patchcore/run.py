@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 import torch
 
-from ..datasets import load_dataset
-from ..errors import OptionError
-from ..imageio import is_image_file, load_mask
-from ..records import GOOD, Sample
-from ..train.data import ImageCache, normalize
-from ..train.devices import pick_device
+from ...datasets import load_dataset
+from ...datasets.imageio import is_image_file, load_mask
+from ...errors import OptionError
+from ...records import GOOD, Sample
+from ..classifier.data import ImageCache, normalize
+from ..common.devices import pick_device
 from .metrics import auroc, best_f1_threshold, pro_auc
-from .patchcore import PatchCore, PatchCoreConfig
+from .model import PatchCore, PatchCoreConfig
 
 TEST_SPLITS = ("test", "test_public")
 
@@ -37,7 +37,7 @@ def _tensor(cache: ImageCache, paths: list[Path]) -> torch.Tensor:
 def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: str | None):
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     if progress:
-        from ..parallel import with_progress
+        from ...runtime.parallel import with_progress
 
         yield from with_progress((_tensor(cache, c) for c in chunks), [1] * len(chunks), progress)
     else:
@@ -78,7 +78,7 @@ def load_run(run: Path, device: str = "cpu") -> tuple[PatchCore, dict]:
     run = Path(run)
     if not (run / "patchcore.pt").is_file():
         raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `anomaly fit`")
-    from ..train.files import load_weights, torch_file
+    from ..common.files import load_weights, torch_file
 
     state = torch_file(run / "patchcore.pt", "PatchCore run", weights_only=False)
     model = load_weights(run / "patchcore.pt", "PatchCore run", lambda _: PatchCore.from_state(state, device))
@@ -190,8 +190,8 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
     ``report.json`` says ``draft: true`` and whose COCO annotations carry a ``score`` (the highest
     anomaly value inside the region). ``verify OUT/<format>`` checks it like any conversion.
     """
-    from ..convert import ConvertOptions, convert, parse_formats
-    from ..staging import staged_output
+    from ...convert import ConvertOptions, convert, parse_formats
+    from ...runtime.staging import staged_output
 
     model, info = load_run(Path(run), device)
     files = _expand(images)
@@ -238,7 +238,7 @@ def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray],
     """Mark the output as drafts, point its paths at the final folder, score every COCO annotation."""
     import yaml
 
-    from ..masks import decode_rle, polygon_to_mask
+    from ...geometry.masks import decode_rle, polygon_to_mask
 
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if fmt != "coco":
@@ -286,7 +286,7 @@ def _expand(images: list[Path]) -> list[Path]:
 def _load_sam(checkpoint: Path, model_type: str, device: str):
     from segment_anything import SamPredictor
 
-    from ..train.sam_models import build_sam
+    from ..sam.network import build_sam
 
     return SamPredictor(build_sam(model_type, checkpoint).to(pick_device(device)).eval())
 

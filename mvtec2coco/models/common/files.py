@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from ..errors import ConfigError, OptionError, WeightsError
+from ...errors import ConfigError, OptionError, WeightsError
 
 T = TypeVar("T")
 

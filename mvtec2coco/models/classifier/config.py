@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, OptionError
-from .models import ModelConfig
+from ...errors import ConfigError, OptionError
+from .network import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _build(cls, values: dict, where: str):
 
 def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
     """A YAML mapping of settings (or none) with the given non-None ``overrides`` on top."""
-    from .files import read_yaml_mapping
+    from ..common.files import read_yaml_mapping
 
     values = read_yaml_mapping(path) if path else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -117,7 +117,7 @@ def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise OptionError(f"--set '{text}' is not key=value", hint="e.g. --set optim.lr=1e-4")
-    from .files import yaml_value
+    from ..common.files import yaml_value
 
     key, value = text.split("=", 1)
     return key.strip().split("."), yaml_value(value, key)
@@ -127,7 +127,7 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> ExperimentConfi
     """Read a YAML config (or defaults) and apply ``a.b=value`` overrides."""
     raw: dict = {}
     if path is not None:
-        from .files import read_yaml_mapping
+        from ..common.files import read_yaml_mapping
 
         path = Path(path)
         raw = read_yaml_mapping(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import BrokenFileError
+from ..errors import BrokenFileError
 
 # errors only: a broken file is reported once, as our own error, not as OpenCV's warning too
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -256,7 +256,7 @@ def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zer
     threshold per mask costs a large share of a whole conversion. ``notes`` collects
     ``(note, path)`` for masks read other than by their raw values.
     """
-    from .errors import SizeMismatchError
+    from ..errors import SizeMismatchError
 
     merged: np.ndarray | None = None
     for path in paths:
