@@ -11,6 +11,7 @@ import numpy as np
 
 from .datasets.imageio import read_header
 from .errors import OptionError, VerificationError
+from .formats import coco, yolo
 from .runtime.paths import check_output_file
 from .runtime.staging import write_file
 from .verify import find_outputs
@@ -63,7 +64,7 @@ def _coco_items(folder: Path, subset: str | None) -> list:
         name = ann_file.stem[len("instances_"):]
         if subset and name != subset:
             continue
-        data = json.loads(ann_file.read_text())
+        data = coco.read_json(ann_file)
         cats = {c["id"]: c["name"] for c in data["categories"]}
         by_image: dict[int, list] = {}
         for a in data["annotations"]:
@@ -80,9 +81,7 @@ def _coco_items(folder: Path, subset: str | None) -> list:
 
 
 def _yolo_items(folder: Path, subset: str | None, fmt: str) -> list:
-    import yaml
-
-    names = yaml.safe_load((folder / "data.yaml").read_text())["names"]
+    names = dict(enumerate(yolo.class_names(yolo.read_data_yaml(folder / "data.yaml"))))
     items = []
     for image in sorted((folder / "images").rglob("*")):
         rel = image.relative_to(folder / "images")

@@ -167,18 +167,16 @@ def _load_coco_files(folder: Path, subsets: set[str], expected: list[str], probl
     """Load each subset's COCO file once (forked workers inherit them) and check what is file-wide:
     the categories must be exactly ``expected`` with ids 1..N, ids unique, references valid.
     Returns the class names by category id - 1 as the files give them."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
+    from .formats import coco
 
     names = list(expected)
     for subset in sorted(subsets):
         path = folder / "annotations" / f"instances_{subset}.json"
         rel = path.relative_to(folder).as_posix()
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
-                loaded = COCO(str(path))
+            if not path.is_file():
+                raise FileNotFoundError(path)
+            loaded = coco.load(path).coco
             data = loaded.dataset
             categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
             images = {img["file_name"]: img for img in data["images"]}
@@ -220,12 +218,13 @@ def _coco_file_problems(rel: str, data: dict, expected: list[str]) -> list[str]:
 
 def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[str]:
     """The class names of ``data.yaml``, which must equal ``expected``; ``expected`` if unreadable."""
-    import yaml
+    from .formats import yolo
 
     path = folder / "data.yaml"
     try:
-        names = yaml.safe_load(path.read_text())["names"]
-        names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        names = yolo.class_names(yolo.read_data_yaml(path))
     except FileNotFoundError:
         problems.append("data.yaml: missing")
         return list(expected)

@@ -68,12 +68,15 @@ def test_auroc_and_f1_threshold_by_hand():
     assert t == pytest.approx(0.35) and f1 == pytest.approx(1.0)
 
 
+PATCHCORE_TINY = ("--set", "model.backbone=resnet18", "--set", "model.weights=none", "--set", "model.image_size=64",
+                  "--set", "model.dim=64", "--set", "model.coreset_ratio=0.25")
+
+
 @pytest.fixture(scope="module")
 def fitted(tiny_mvtec, tmp_path_factory):
     run = tmp_path_factory.mktemp("pc") / "run"
-    result = run_cli("anomaly", "fit", tiny_mvtec, "--category", "bottle", "--out", run, "--backbone", "resnet18",
-                     "--weights", "none", "--image-size", "64", "--dim", "64", "--coreset-ratio", "0.25",
-                     "--device", "cpu")
+    result = run_cli("patchcore", "train", "--data", tiny_mvtec, "--category", "bottle", "--out", run,
+                     *PATCHCORE_TINY, "--device", "cpu")
     assert result.returncode == 0, result.stderr[-2000:]
     return run
 
@@ -86,7 +89,7 @@ def test_fit_saves_a_self_contained_run(fitted):
 
 
 def test_eval_reports_per_type_and_draws_heatmaps(fitted):
-    result = run_cli("anomaly", "eval", fitted)
+    result = run_cli("patchcore", "eval", fitted, "--device", "auto")
     assert result.returncode == 0, result.stderr[-2000:]
     ev = json.loads((fitted / "eval.json").read_text())
     assert set(ev["per_type"]) == {"broken_large", "broken_small", "contamination"}
@@ -102,11 +105,11 @@ def test_annotate_writes_drafts_that_load_and_verify(fitted, tiny_mvtec, tmp_pat
 
     from pycocotools.coco import COCO
 
-    run_cli("anomaly", "eval", fitted, check=True)
+    run_cli("patchcore", "eval", fitted, check=True)
     images = tiny_mvtec / "bottle" / "test"
     for fmt in ("coco", "yolo-seg"):
         out = tmp_path / fmt
-        result = run_cli("anomaly", "annotate", fitted, images, "--out", out, "--format", fmt, "--threshold", "0",
+        result = run_cli("patchcore", "annotate", fitted, images, "--out", out, "--format", fmt, "--threshold", "0",
                          "--min-area", "1")
         assert result.returncode == 0, result.stderr[-2000:]
         report = json.loads((out / fmt / "report.json").read_text())
@@ -121,8 +124,8 @@ def test_annotate_writes_drafts_that_load_and_verify(fitted, tiny_mvtec, tmp_pat
 
 def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    result = run_cli("anomaly", "fit", tiny_mvtec, "--category", "bottle", "--out", tmp_path / "r",
-                     "--backbone", "resnet18")
+    result = run_cli("patchcore", "train", "--data", tiny_mvtec, "--category", "bottle", "--out", tmp_path / "r",
+                     "--set", "model.backbone=resnet18")
     assert result.returncode == 2
     assert "resnet18-f37072fd.pth" in result.stderr and str(tmp_path / "th") in result.stderr
 
@@ -134,7 +137,7 @@ def test_annotate_refined_with_sam(fitted, tiny_mvtec, tmp_path):
     checkpoint = tmp_path / "sam_tiny.pth"
     torch.save(build_sam("tiny", None).state_dict(), checkpoint)
     out = tmp_path / "refined"
-    result = run_cli("anomaly", "annotate", fitted, tiny_mvtec / "bottle" / "test" / "broken_large", "--out", out,
+    result = run_cli("patchcore", "annotate", fitted, tiny_mvtec / "bottle" / "test" / "broken_large", "--out", out,
                      "--format", "coco", "--threshold", "0", "--min-area", "1", "--refine-with-sam", checkpoint,
                      "--sam-model-type", "tiny")
     assert result.returncode == 0, result.stderr[-3000:]

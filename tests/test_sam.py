@@ -14,7 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
 
-from mvtec2coco.models.sam.train import SamTrainConfig, jitter_boxes, low_res_target, mask_losses, train_sam  # noqa: E402
+from mvtec2coco.models.sam.config import SamConfig  # noqa: E402
+from mvtec2coco.models.sam.data import jitter_boxes, low_res_target, mask_losses  # noqa: E402
+from mvtec2coco.models.sam.train import main as train_sam  # noqa: E402
 
 from .helpers import run_cli  # noqa: E402
 
@@ -51,10 +53,9 @@ def blob_coco(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(blob_coco, tmp_path_factory):
     run = tmp_path_factory.mktemp("samrun") / "run"
-    cfg = SamTrainConfig(model_type="tiny", checkpoint="none", epochs=8, images_per_step=2, lr=3e-3, warmup_steps=3,
-                         device="cpu", box_jitter=0.05)
-    summary = train_sam(blob_coco / "instances_train.json", blob_coco / "instances_val.json", run, cfg,
-                        test_file=blob_coco / "instances_test.json", progress=False)
+    cfg = SamConfig(data=str(blob_coco.parent), model_type="tiny", checkpoint="none", epochs=8, images_per_step=2,
+                    lr=3e-3, warmup_steps=3, device="cpu", box_jitter=0.05)
+    summary = train_sam(cfg, run, progress=False)
     return run, summary
 
 
@@ -82,7 +83,7 @@ def test_checkpoint_holds_trained_parts_and_loads_on_cpu(trained):
     state = torch.load(run / "decoder.pt", map_location="cpu", weights_only=False)
     assert set(state) == {"model_type", "config", "mask_decoder"}
     from mvtec2coco.models.sam.network import build_sam
-    from mvtec2coco.models.sam.train import load_trained
+    from mvtec2coco.models.sam.data import load_trained
 
     sam = load_trained(build_sam("tiny", None), run / "decoder.pt")
     assert torch.equal(sam.mask_decoder.state_dict()["iou_token.weight"], state["mask_decoder"]["iou_token.weight"])
@@ -123,19 +124,106 @@ def test_low_res_target_follows_the_image_transform():
     assert target[:32, :32].min() > 0.99 and target[:32, 33:].max() < 0.01 and target[33:].max() < 0.01
 
 
-def test_predict_from_coco_and_from_a_detector(trained, blob_coco, tmp_path):
+def _load_results(gt_file: Path, out: Path):
+    """The ground truth and ``results.json`` loaded as COCOeval would load them."""
     from pycocotools.coco import COCO
 
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_file))
+        return gt, gt.loadRes(str(out / "results.json"))
+
+
+def test_predict_with_ground_truth_prompts_is_keyed_by_the_ground_truth(trained, blob_coco, tmp_path):
     run, _ = trained
     out = tmp_path / "pred"
-    result = run_cli("predict", "sam", "--checkpoint", "none", "--model-type", "tiny", "--trained", run / "decoder.pt",
-                     "--coco", blob_coco / "instances_test.json", "--out", out, "--device", "cpu")
+    result = run_cli("sam", "predict", run, "--data", blob_coco.parent, "--split", "test", "--prompts", "ground-truth",
+                     "--out", out, "--device", "auto")
     assert result.returncode == 0, result.stderr[-2000:]
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(out / "predictions.json"))
-    assert len(coco.getAnnIds()) == len(json.loads((blob_coco / "instances_test.json").read_text())["annotations"])
-    assert all(coco.annToMask(a).sum() == a["area"] for a in coco.loadAnns(coco.getAnnIds()))
-    # detector boxes: a (barely trained) YOLO proposes boxes, SAM turns them into masks
+    gt_file = blob_coco / "instances_test.json"
+    gt, dt = _load_results(gt_file, out)
+    data = json.loads((out / "predictions.json").read_text())
+    assert data["images"] == [{k: i[k] for k in ("id", "file_name", "width", "height")}
+                              for i in json.loads(gt_file.read_text())["images"]]
+    assert len(dt.getAnnIds()) == len(gt.getAnnIds())
+    for a in data["annotations"]:  # each mask's own box, exactly, in the edge convention; area = its pixels
+        ys, xs = np.nonzero(dt.annToMask(a))
+        assert a["bbox"] == [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+        assert a["area"] == len(xs)
+    assert not (out / "embeddings").exists()
+
+
+def two_folders_with_the_same_names(root: Path) -> Path:
+    """Two defect types whose images share file names (every MVTec defect folder has a 000.png);
+    the first type's defects lie in the top half, the second's in the bottom half."""
+    base = root / "widget"
+    for split, label in (("train", "good"), ("test", "good"), ("test", "top"), ("test", "bottom")):
+        (base / split / label).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            img = np.full((64, 64, 3), 80, np.uint8)
+            if label in ("top", "bottom"):
+                m = np.zeros((64, 64), np.uint8)
+                y = 4 + 4 * i if label == "top" else 44 + 4 * i
+                m[y : y + 10, 10 + 5 * i : 30 + 5 * i] = 255
+                img[m > 0] = 200
+                (base / "ground_truth" / label).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(base / "ground_truth" / label / f"{i:03d}_mask.png"), m)
+            cv2.imwrite(str(base / split / label / f"{i:03d}.png"), img)
+    return root
+
+
+def test_boxes_are_found_by_relative_path_never_by_bare_file_name(tmp_path):
+    """Boxes of ``test/top/000.png`` must never prompt SAM on ``test/bottom/000.png``."""
+    from mvtec2coco.models.common.inputs import prediction_inputs
+    from mvtec2coco.models.sam.predict import boxes_from_file
+
+    data = two_folders_with_the_same_names(tmp_path / "data")
+    out = tmp_path / "out"
+    run_cli("convert", data, "--format", "coco", "--out", out, "--split", "official", check=True)
+    gt_file = out / "annotations" / "instances_test.json"
+    gt = json.loads(gt_file.read_text())
+    names = [i["file_name"] for i in gt["images"]]
+    assert "widget/test/top/000.png" in names and "widget/test/bottom/000.png" in names
+    # a box file that is not keyed by this ground truth: matched by relative file name
+    foreign = {"images": [{"id": 7, "file_name": "widget/test/top/000.png", "width": 64, "height": 64}],
+               "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [10, 4, 20, 10], "score": 0.9}],
+               "categories": [{"id": 1, "name": "top"}]}
+    box_file = tmp_path / "boxes.json"
+    box_file.write_text(json.dumps(foreign))
+    inputs = prediction_inputs(out, "test", None)
+    found = boxes_from_file(box_file, inputs)
+    by_name = {i.file_name: found[i.id] for i in inputs.images}
+    assert len(by_name["widget/test/top/000.png"]) == 1
+    assert by_name["widget/test/bottom/000.png"] == [] and by_name["widget/test/good/000.png"] == []
+    # the same images given as a folder keep their relative names, not bare ones
+    folder = prediction_inputs(None, None, [data / "widget" / "test"])
+    assert sorted(i.file_name for i in folder.images)[:2] == ["bottom/000.png", "bottom/001.png"]
+    assert len({i.file_name for i in folder.images}) == 9
+
+
+def test_predict_from_a_detector_results_file(trained, blob_coco, tmp_path):
+    run, _ = trained
+    gt_file = blob_coco / "instances_test.json"
+    gt = json.loads(gt_file.read_text())
+    detections = tmp_path / "det"
+    detections.mkdir()
+    # a detector's predictions.json keyed by the same ground truth: its boxes are the true ones
+    from mvtec2coco.formats.coco import write_predictions
+
+    anns = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5, "iscrowd": 0}
+            for a in gt["annotations"]]
+    write_predictions(detections, gt["images"], gt["categories"], anns, {"ground_truth": str(gt_file.resolve())})
+    out = tmp_path / "pred"
+    result = run_cli("sam", "predict", run, "--data", blob_coco.parent, "--boxes", detections / "predictions.json",
+                     "--out", out, "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    gt_coco, dt = _load_results(gt_file, out)
+    assert len(dt.getAnnIds()) == len(anns)
+    assert all(0 < a["score"] <= 0.5 + 1e-6 for a in dt.loadAnns(dt.getAnnIds()))
+    assert len(list((out / "overlays").glob("*.png"))) == len(gt["images"])
+
+
+@pytest.mark.slow
+def test_predict_from_a_detector_run(blob_coco, tmp_path):
     pytest.importorskip("ultralytics")
     from ultralytics import YOLO
 
@@ -145,20 +233,49 @@ def test_predict_from_coco_and_from_a_detector(trained, blob_coco, tmp_path):
     YOLO("yolov8n.yaml").train(data=str(yolo_out / "data.yaml"), epochs=1, imgsz=128, batch=4, device="cpu", amp=False,
                                workers=0, plots=False, project=str(tmp_path), name="det", verbose=False, val=False)
     weights = tmp_path / "det" / "weights" / "last.pt"
-    images = sorted((yolo_out / "images" / "test").rglob("*.png"))[:3]
-    out2 = tmp_path / "pred2"
-    result = run_cli("predict", "sam", "--checkpoint", "none", "--model-type", "tiny", "--boxes-from-yolo", weights,
-                     "--conf", "0.0001", "--max-det", "3", "--out", out2, "--device", "cpu", *images)
+    out = tmp_path / "pred2"
+    result = run_cli("sam", "predict", "none", "--model-type", "tiny", "--detector", weights, "--conf", "0.0001",
+                     "--max-det", "3", "--out", out, "--device", "cpu", "--data", blob_coco.parent, "--split", "test")
     assert result.returncode == 0, result.stderr[-2000:]
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(out2 / "predictions.json"))
-    assert len(coco.getImgIds()) == 3 and len(coco.getAnnIds()) >= 1
-    assert len(list((out2 / "overlays").glob("*.png"))) == 3
+    gt, dt = _load_results(blob_coco / "instances_test.json", out)
+    assert len(dt.getAnnIds()) >= 1 and set(dt.getImgIds()) <= set(gt.getImgIds())
+
+
+def test_resume_reaches_the_same_weights(blob_coco, tmp_path, monkeypatch):
+    """A run stopped after its second epoch and resumed ends with the weights of an unstopped run."""
+    from mvtec2coco.models.sam import train as sam_train
+
+    cfg = SamConfig(data=str(blob_coco.parent), model_type="tiny", checkpoint="none", epochs=4, images_per_step=3,
+                    lr=3e-3, warmup_steps=2, device="cpu", box_jitter=0.1, points_inside=1, points_outside=1)
+    whole = tmp_path / "whole"
+    train_sam(cfg, whole, progress=False)
+    stopped = tmp_path / "stopped"
+    real = sam_train.train_one_epoch
+    calls = []
+
+    def stop_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sam_train, "train_one_epoch", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_sam(cfg, stopped, progress=False)
+    monkeypatch.setattr(sam_train, "train_one_epoch", real)
+    assert torch.load(stopped / "last.pt", weights_only=False)["epoch"] == 2 and not (stopped / "decoder.pt").exists()
+    result = run_cli("sam", "train", "--resume", stopped, "--cache-dir", stopped / "embeddings")
+    assert result.returncode == 0, result.stderr[-2000:]
+    a = torch.load(whole / "decoder.pt", weights_only=False)["mask_decoder"]
+    b = torch.load(stopped / "decoder.pt", weights_only=False)["mask_decoder"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (whole / "metrics.jsonl").read_text() != "" and len((stopped / "metrics.jsonl").read_text().splitlines()) == 4
 
 
 def test_missing_checkpoint_names_the_official_files(blob_coco, tmp_path):
-    result = run_cli("train", "sam", "--train", blob_coco / "instances_train.json", "--checkpoint",
-                     tmp_path / "sam_vit_b_01ec64.pth", "--model-type", "vit_b")
+    result = run_cli("sam", "train", "--data", blob_coco.parent, "--set", f"checkpoint={tmp_path / 'sam_vit_b_01ec64.pth'}",
+                     "--set", "model_type=vit_b", "--out", tmp_path / "run")
     assert result.returncode == 2
-    for name in ("sam_vit_b_01ec64.pth", "sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth", "--checkpoint"):
+    assert not (tmp_path / "run").exists()
+    for name in ("sam_vit_b_01ec64.pth", "sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth", "--set checkpoint="):
         assert name in result.stderr

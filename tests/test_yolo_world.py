@@ -24,21 +24,22 @@ from mvtec2coco.models.yolo_world.text_embeddings import (  # noqa: E402
 
 from .helpers import run_cli  # noqa: E402
 
-TRAIN = ["--epochs", "1", "--imgsz", "128", "--batch", "8", "--device", "cpu", "--workers", "0"]
+TRAIN = ["--set", "epochs=1", "--set", "imgsz=128", "--set", "batch=8", "--device", "cpu", "--set", "workers=0"]
+WORLD = ["--set", "model=yolov8s-worldv2.yaml"]
 
 
 @pytest.fixture(scope="module")
 def converted(tiny_mvtec, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("yw") / "yolo"
-    run_cli("convert", tiny_mvtec, "--format", "yolo", "--out", out, check=True)
+    out = tmp_path_factory.mktemp("yw") / "all"
+    run_cli("convert", tiny_mvtec, "--format", "yolo,coco", "--out", out, check=True)
     return out
 
 
 @pytest.fixture(scope="module")
 def world_run(converted, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ywrun") / "run"
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
-                     "--text-encoder", "random", "--out", run, *TRAIN)
+    result = run_cli("yolo-world", "train", "--data", converted, *WORLD, "--set", "text_encoder=random", "--out", run,
+                     *TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "smoke tests only" in result.stderr  # the random encoder is announced
     return run
@@ -61,8 +62,8 @@ def test_open_clip_encoder_gives_cached_unit_vectors(tmp_path):
 def test_missing_clip_weights_message(tmp_path):
     with pytest.raises(ClipWeightsError) as err:
         ClipTextEncoder(tmp_path / "ViT-B-32.pt")
-    assert "ViT-B-32.pt" in str(err.value) and "--clip-weights" in str(err.value) and "--text-encoder random" in str(
-        err.value)
+    assert "ViT-B-32.pt" in str(err.value) and "--set clip_weights=" in str(err.value)
+    assert "--set text_encoder=random" in str(err.value)
 
 
 def test_world_training_writes_best_and_summary(world_run):
@@ -76,15 +77,15 @@ def test_world_training_writes_best_and_summary(world_run):
 
 def test_world_training_with_open_clip_encoder(converted, tmp_path):
     run = tmp_path / "clip"
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
-                     "--text-encoder", "clip-random", "--out", run, *TRAIN)
+    result = run_cli("yolo-world", "train", "--data", converted / "yolo" / "data.yaml", *WORLD, "--set",
+                     "text_encoder=clip-random", "--out", run, *TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "weights" / "best.pt").is_file()
     table = torch.load(run / "text_embeddings_clip_ViT-B_32.pt", weights_only=True)
     assert set(table) == {"bent", "broken_large", "broken_small", "contamination", "thread"}
 
 
-def test_saved_model_predicts_in_a_fresh_process_without_text_encoder(world_run, tiny_mvtec, tmp_path):
+def test_saved_model_predicts_in_a_fresh_process_without_text_encoder(world_run, converted, tmp_path):
     script = f"""
 import sys
 sys.modules["open_clip"] = None  # importing a text encoder would fail ...
@@ -94,22 +95,36 @@ from ultralytics.nn import tasks
 def refuse(*a, **k):
     raise SystemExit("a text encoder was requested")
 tasks.WorldModel.get_text_pe = refuse  # ... and so would asking for text features
-from mvtec2coco.models.yolo_world.train import predict_detector
-print(predict_detector(r"{world_run / 'weights' / 'best.pt'}", [r"{tiny_mvtec / 'bottle' / 'test'}"],
-                       r"{tmp_path / 'pred'}", conf=0.0, imgsz=128))
+from mvtec2coco.cli import main
+sys.argv = ["mvtec2coco", "yolo-world", "predict", r"{world_run}", "--data", r"{converted}", "--split", "test",
+            "--out", r"{tmp_path / 'pred'}", "--conf", "0.0", "--imgsz", "128", "--device", "auto"]
+main()
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    detections = json.loads((tmp_path / "pred" / "detections.json").read_text())
-    assert len(detections["images"]) == 12 and detections["annotations"]
-    assert len(list((tmp_path / "pred").glob("*.png"))) == 12
-    names = {c["name"] for c in detections["categories"]}
-    assert names == {"bent", "broken_large", "broken_small", "contamination", "thread"}
+    pred = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    gt_file = converted / "coco" / "annotations" / "instances_test.json"
+    gt = json.loads(gt_file.read_text())
+    assert pred["images"] == gt["images"] and pred["categories"] == gt["categories"] and pred["annotations"]
+    assert len(list((tmp_path / "pred" / "images").glob("*.png"))) == len(gt["images"])
+    # the results load against the subset's ground truth, boxes in the edge convention (w = x1 - x0)
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = COCO(str(gt_file)).loadRes(str(tmp_path / "pred" / "results.json"))
+    assert len(dt.getAnnIds()) == len(pred["annotations"])
+    sizes = {i["id"]: (i["width"], i["height"]) for i in gt["images"]}
+    for a in pred["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= sizes[a["image_id"]][0] + 1e-3 and y + h <= sizes[a["image_id"]][1] + 1e-3
+        assert a["area"] == pytest.approx(w * h)
 
 
 def test_eval_writes_metrics(world_run, converted):
-    result = run_cli("eval", "yolo-world", "--weights", world_run / "weights" / "best.pt", "--data",
-                     converted / "data.yaml", "--split", "val")
+    result = run_cli("yolo-world", "eval", world_run, "--data", converted, "--split", "val", "--device", "auto")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((world_run / "eval_val.json").read_text())
     assert set(metrics["per_class"]) <= {"bent", "broken_large", "broken_small", "contamination", "thread"}
@@ -117,8 +132,7 @@ def test_eval_writes_metrics(world_run, converted):
 
 def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
     run = tmp_path / "plain"
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8n.yaml",
-                     "--out", run, *TRAIN)
+    result = run_cli("yolo-world", "train", "--data", converted, "--set", "model=yolov8n.yaml", "--out", run, *TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world"] is False and (run / "weights" / "best.pt").is_file()
@@ -126,13 +140,42 @@ def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
 
 def test_missing_weights_messages(converted, tmp_path):
     run = tmp_path / "run"  # never the default runs/ of the current directory: that is the checkout
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--weights",
-                     tmp_path / "yolov8s-worldv2.pt", "--out", run)
+    result = run_cli("yolo-world", "train", "--data", converted, "--set", f"model={tmp_path / 'yolov8s-worldv2.pt'}",
+                     "--out", run)
     assert result.returncode == 2
     assert "yolov8s-worldv2.pt" in result.stderr and "nothing is downloaded" in result.stderr
-    result = run_cli("train", "yolo-world", "--data", converted / "data.yaml", "--model", "yolov8s-worldv2.yaml",
-                     "--out", run)
-    assert result.returncode == 2 and "--clip-weights" in result.stderr
+    result = run_cli("yolo-world", "train", "--data", converted, *WORLD, "--out", run)
+    assert result.returncode == 2 and "--set clip_weights=" in result.stderr
+    assert not run.exists()
+
+
+@pytest.mark.slow
+def test_resume_continues_through_ultralytics(converted, tmp_path):
+    """A run stopped after its first epoch continues from weights/last.pt to its last epoch."""
+    run = tmp_path / "resumable"
+    args = ["--data", converted, "--set", "model=yolov8n.yaml", *TRAIN]
+    args[args.index("epochs=1")] = "epochs=2"
+    script = f"""
+import sys
+from ultralytics.utils import callbacks
+
+def stop(trainer):  # the first checkpoint is on disk: stop as Ctrl-C would
+    raise KeyboardInterrupt
+
+callbacks.default_callbacks["on_model_save"].append(stop)
+from mvtec2coco.cli import main
+sys.argv = ["mvtec2coco", "yolo-world", "train", *{[str(a) for a in args]!r}, "--out", r"{run}"]
+main()
+"""
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert first.returncode == 130, first.stderr[-3000:]
+    assert (run / "weights" / "last.pt").is_file()
+    assert len((run / "results.csv").read_text().strip().splitlines()) == 2
+    resumed = run_cli("yolo-world", "train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = (run / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 3  # header + two epochs, the first not trained twice
+    assert json.loads((run / "summary.json").read_text())["world"] is False
 
 
 def test_the_suite_refuses_non_loopback_sockets(tmp_path):

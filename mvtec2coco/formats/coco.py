@@ -1,20 +1,25 @@
-"""COCO instance-segmentation JSON, one file per subset, written as text from per-annotation pieces.
+"""COCO instance-segmentation JSON: the one module that writes and reads it.
+
+Ground truth is written one file per subset, as text from per-annotation pieces.
 
 Workers turn each annotation into JSON text (``annotation_tail``) while the geometry is at hand;
 the main process only numbers images and annotations and joins the pieces. The file is exactly
 ``json.dumps(data, separators=(",", ":"))`` of the COCO dictionary (tested), without ever
-building that dictionary or encoding every polygon coordinate in one process.
+building that dictionary or encoding every polygon coordinate in one process. Reading goes
+through ``load`` (pycocotools' index, typed errors); predictions through ``write_predictions``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
+from ..errors import OptionError
 
 _COMPACT = (",", ":")
 
@@ -98,3 +103,117 @@ def write(path: Path, images: list[CocoImage], names: list[str], supercategories
     text = f'{head[:-1]},"images":[{",".join(image_parts)}],"annotations":[{",".join(annotation_parts)}]}}'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+class CocoFileError(OptionError):
+    """A file given as COCO JSON is missing, is another kind of file, or lacks COCO's keys."""
+
+
+@dataclass
+class CocoSet:
+    """One COCO file, loaded with pycocotools: images by id order, annotations per image."""
+
+    path: Path
+    images_dir: Path  # where ``file_name`` is relative to
+    coco: Any = field(repr=False)  # pycocotools.coco.COCO
+
+    @property
+    def images(self) -> list[dict]:
+        return sorted(self.coco.dataset["images"], key=lambda i: i["id"])
+
+    @property
+    def categories(self) -> dict[int, str]:
+        return {int(c["id"]): str(c["name"]) for c in self.coco.dataset["categories"]}
+
+    def annotations(self, image_id: int) -> list[dict]:
+        return self.coco.loadAnns(self.coco.getAnnIds(imgIds=[image_id]))
+
+    def masks(self, image_id: int) -> list[np.ndarray]:
+        return [self.coco.annToMask(a) for a in self.annotations(image_id)]
+
+    def by_file_name(self) -> dict[str, dict]:
+        return {img["file_name"]: img for img in self.coco.dataset["images"]}
+
+
+def read_json(path: Path | str) -> dict:
+    """A COCO instances file's dictionary, checked for COCO's three lists, as one typed error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CocoFileError("COCO file does not exist", path, "pass annotations/instances_<subset>.json of `convert`")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        hint = "a data.yaml is for YOLO; pass annotations/instances_<subset>.json" if path.suffix in (".yaml", ".yml") \
+            else "pass annotations/instances_<subset>.json of `convert`"
+        raise CocoFileError(f"not a COCO JSON file ({type(exc).__name__})", path, hint) from exc
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations",
+                                                                                       "categories")):
+        raise CocoFileError("not a COCO instances file (needs images, annotations and categories)", path)
+    return data
+
+
+def load(path: Path | str, images_dir: Path | None = None) -> CocoSet:
+    """A COCO file with pycocotools' index; images sit in ``images/<subset>/`` beside
+    ``annotations/`` in a conversion, unless ``images_dir`` says otherwise."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    path = Path(path)
+    data = read_json(path)
+    coco = COCO()
+    coco.dataset = data
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress lines
+            coco.createIndex()
+    except (KeyError, TypeError) as exc:
+        raise CocoFileError(f"COCO file is malformed ({type(exc).__name__}: {exc})", path) from exc
+    return CocoSet(path, Path(images_dir) if images_dir else subset_images_dir(path), coco)
+
+
+def subset_images_dir(path: Path) -> Path:
+    """``OUT/images/<subset>`` for ``OUT/annotations/instances_<subset>.json``."""
+    subset = Path(path).stem.removeprefix("instances_")
+    return Path(path).parent.parent / "images" / subset
+
+
+def subset_file(out: Path | str, split: str) -> Path:
+    """The ground-truth COCO file of ``split`` in a conversion: ``OUT/annotations`` or, for
+    ``--format all``, ``OUT/coco/annotations``."""
+    out = Path(out)
+    for root in (out, out / "coco"):
+        path = root / "annotations" / f"instances_{split}.json"
+        if path.is_file():
+            return path
+    raise CocoFileError(f"no COCO ground truth for subset '{split}'", out,
+                        "pass the folder of `convert --format coco` (or all) and a subset it wrote: train, val, test")
+
+
+# ---------------------------------------------------------------------------------------------
+# predictions
+
+
+def write_predictions(folder: Path, images: list[dict], categories: list[dict], annotations: list[dict],
+                      meta: dict) -> Path:
+    """``predictions.json`` (images keyed by the ground truth's ids, categories, scored
+    annotations, what was run) and ``results.json`` (the annotations alone: COCO's results
+    format, for ``COCO.loadRes``). Annotation ids are given here, 1..N in order."""
+    numbered = [{"id": i, **{k: v for k, v in a.items() if k != "id"}} for i, a in enumerate(annotations, 1)]
+    results = [{k: v for k, v in a.items() if k != "id"} for a in numbered]
+    data = {"info": {"description": "mvtec2coco predictions", "version": __version__, **meta},
+            "images": images, "categories": categories, "annotations": numbered}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, separators=_COMPACT))
+    path = folder / "predictions.json"
+    path.write_text(json.dumps(data, separators=_COMPACT))
+    return path
+
+
+def write_json(path: Path, data: dict) -> None:
+    """A COCO dictionary written the way ``write`` writes it (compact)."""
+    path.write_text(json.dumps(data, separators=_COMPACT))

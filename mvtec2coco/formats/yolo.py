@@ -76,3 +76,43 @@ def write_data_yaml(root: Path, final_root: Path, names: list[str], subsets: dic
     path = root / "data.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_data_yaml(path: Path | str) -> dict:
+    """A YOLO ``data.yaml`` (class names and subset folders), not a COCO file or anything else."""
+    from ..errors import OptionError
+    from .yaml_file import read_yaml_mapping
+
+    path = Path(path)
+    if not path.is_file():
+        raise OptionError("data.yaml does not exist", path, "pass OUT/data.yaml of `mvtec2coco convert`")
+    if path.suffix.lower() == ".json":
+        raise OptionError("this is a JSON file where a YOLO data.yaml is expected", path,
+                          "pass OUT/data.yaml of `mvtec2coco convert --format yolo`")
+    data = read_yaml_mapping(path, "data.yaml")
+    if "names" not in data or "images" in data and "annotations" in data:
+        raise OptionError("not a YOLO data.yaml (no 'names')", path, "pass OUT/data.yaml of `mvtec2coco convert`")
+    return data
+
+
+def class_names(data: dict) -> list[str]:
+    """``names`` of a data.yaml as a list in class-id order (it may be a list or an id mapping)."""
+    names = data["names"]
+    return [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+
+
+def find_data_yaml(out: Path | str) -> Path:
+    """``data.yaml`` of a conversion: the folder itself, or ``OUT/yolo`` / ``OUT/yolo-seg`` for ``--format all``."""
+    from ..errors import OptionError
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    for root in (out, out / "yolo", out / "yolo-seg"):
+        if (root / "data.yaml").is_file():
+            return root / "data.yaml"
+    raise OptionError("no data.yaml here", out, "pass the folder of `convert --format yolo` (or all), or its data.yaml")

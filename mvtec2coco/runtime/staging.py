@@ -318,18 +318,23 @@ def write_file(path: Path, data: bytes | str, inputs: Sequence[Path] = ()) -> Pa
 
 
 @contextmanager
-def run_folder(out: Path, inputs: Sequence[Path] = (), keep: Sequence[str] = ()) -> Iterator[Path]:
+def run_folder(out: Path, inputs: Sequence[Path | None] = (), keep: Sequence[str] = (),
+               fresh: bool = False) -> Iterator[Path]:
     """A run folder (training, prediction) that a failed command does not leave behind.
 
-    ``out`` is checked against ``inputs`` first (never an input, nor inside or above one). If
-    the command fails and ``out`` did not exist before, it is removed again, unless it holds a
-    file matching one of ``keep`` (a checkpoint a later run can resume from).
+    ``out`` is checked against ``inputs`` first (never an input, nor inside or above one);
+    ``fresh`` also refuses a folder that already holds files. If the command fails and ``out``
+    did not exist before, it is removed again, unless it holds a file matching one of ``keep``
+    (a checkpoint a later run can resume from).
     """
+    from ..errors import OutputExistsError
     from .paths import check_inputs, resolve
 
     resolved = resolve(out)
     check_inputs(resolved, [p for p in inputs if p is not None])
     existed = resolved.exists()
+    if fresh and existed and (not resolved.is_dir() or any(resolved.iterdir())):
+        raise OutputExistsError("output folder already holds files", out, "pass another --out, or remove it first")
     install_signal_handlers()
     try:
         yield resolved

@@ -32,7 +32,7 @@ def _pct(v) -> str:
 def load_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
-        raise OptionError("no summary.json in the run folder", run_dir, "pass folders written by `classify train`")
+        raise OptionError("no summary.json in the run folder", run_dir, "pass folders written by `classifier train`")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]

@@ -1,13 +1,10 @@
-"""Classifier experiment configuration: YAML with visible hyperparameters, ``--set a.b=value`` overrides."""
+"""Classifier experiment settings: every hyperparameter and its default, in one place."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ...errors import ConfigError, OptionError
 from .network import ModelConfig
 
 
@@ -30,10 +27,10 @@ class OptimConfig:
     head_lr: float | None = None  # None: same as lr
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: str = "none"  # none | cosine | step
+    scheduler: str = "none"  # none | cosine (CosineAnnealingLR) | step (StepLR); per epoch
     step_size: int = 10
     gamma: float = 0.1
-    warmup_epochs: int = 0
+    warmup_epochs: int = 0  # LinearLR from lr / (warmup_epochs + 1) up to lr, then the scheduler
 
 
 @dataclass(frozen=True)
@@ -81,66 +78,17 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        from ..common.config import to_dict
+
+        return to_dict(self)
 
 
-def _build(cls, values: dict, where: str):
-    if not isinstance(values, dict):
-        raise OptionError(f"'{where}' must be a mapping")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise OptionError(f"unknown key(s) {unknown} in '{where or 'config'}'", hint=f"known: {', '.join(known)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value or {}, f"{where}.{name}".strip("."))
-        elif isinstance(default, tuple):
-            kwargs[name] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-        elif isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-            kwargs[name] = float(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+def load_config(path: Path | None, overrides: list[str] = (), extra: dict | None = None) -> ExperimentConfig:
+    """Defaults <- the YAML file <- command-line options <- ``a.b=value`` overrides; the run's name
+    is the file's stem unless the file names it."""
+    from ...formats.yaml_file import read_yaml_mapping
+    from ..common import config as configs
 
-
-def settings_from_yaml(path: Path | None, overrides: dict) -> dict:
-    """A YAML mapping of settings (or none) with the given non-None ``overrides`` on top."""
-    from ..common.files import read_yaml_mapping
-
-    values = read_yaml_mapping(path) if path else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return values
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
-        raise OptionError(f"--set '{text}' is not key=value", hint="e.g. --set optim.lr=1e-4")
-    from ..common.files import yaml_value
-
-    key, value = text.split("=", 1)
-    return key.strip().split("."), yaml_value(value, key)
-
-
-def load_config(path: Path | None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a YAML config (or defaults) and apply ``a.b=value`` overrides."""
-    raw: dict = {}
-    if path is not None:
-        from ..common.files import read_yaml_mapping
-
-        path = Path(path)
-        raw = read_yaml_mapping(path)
-        raw.setdefault("name", path.stem)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = raw
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text}: '{key}' is not a section")
-        node[keys[-1]] = value
-    try:
-        return _build(ExperimentConfig, raw, "")
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"a setting has the wrong type ({exc})", path) from exc
+    named = path is not None and "name" in read_yaml_mapping(path)
+    extra = {**({"name": Path(path).stem} if path is not None and not named else {}), **(extra or {})}
+    return configs.load(ExperimentConfig, Path(path) if path is not None else None, list(overrides), extra)

@@ -1,4 +1,4 @@
-"""``anomaly fit | eval | annotate``: PatchCore runs on a dataset category, and draft annotations.
+"""``patchcore train | eval | predict | annotate``: PatchCore runs on a dataset category, and draft annotations.
 
 A run folder holds ``patchcore.pt`` (config, memory bank and the backbone weights used, so that
 scoring needs no weight file), ``run.json`` (data, timings, memory), and after ``eval``
@@ -23,8 +23,9 @@ from ...errors import OptionError
 from ...records import GOOD, Sample
 from ..classifier.data import ImageCache, normalize
 from ..common.devices import pick_device
+from .config import PatchCoreRunConfig
 from .metrics import auroc, best_f1_threshold, pro_auc
-from .model import PatchCore, PatchCoreConfig
+from .model import PatchCore
 
 TEST_SPLITS = ("test", "test_public")
 
@@ -44,15 +45,28 @@ def _batches(cache: ImageCache, paths: list[Path], batch_size: int, progress: st
         yield from (_tensor(cache, c) for c in chunks)
 
 
+def _only_category(root: Path, layout: str | None) -> str:
+    categories = sorted({s.category for s in load_dataset(root, layout).samples})
+    if len(categories) != 1:
+        raise OptionError(f"the dataset has {len(categories)} categories: say which to fit", root,
+                          f"--set data.category=NAME, one of {', '.join(categories)}")
+    return categories[0]
+
+
 def _category_samples(root: Path, category: str, layout: str | None) -> list[Sample]:
     dataset = load_dataset(root, layout, [category])
     return list(dataset.samples)
 
 
-def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: str | None = None,
-        batch_size: int = 8, device: str = "auto", progress: bool = False) -> dict:
+def fit(cfg: PatchCoreRunConfig, out: Path, progress: bool = False) -> dict:
     """Fit PatchCore on the category's training good images and save the run."""
-    torch_device = pick_device(device)
+    from ..common import config as configs
+
+    torch_device = pick_device(cfg.device)
+    if not cfg.data.root:
+        raise OptionError("no data: pass --data ROOT (the dataset PatchCore fits on)")
+    root, layout, config, batch_size = Path(cfg.data.root), cfg.data.layout, cfg.model, cfg.batch_size
+    category = cfg.data.category or _only_category(root, layout)
     samples = _category_samples(root, category, layout)
     train = [s for s in samples if s.split == "train" and s.label == GOOD]
     if not train:
@@ -65,6 +79,7 @@ def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: s
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state(), out / "patchcore.pt")
+    (out / "config.yaml").write_text(configs.dump(cfg))
     info = {"root": str(Path(root).resolve()), "layout": layout, "category": category, "config": config.to_dict(),
             "train_images": len(train), **stats, "fit_seconds": round(seconds, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -73,11 +88,11 @@ def fit(root: Path, category: str, out: Path, config: PatchCoreConfig, layout: s
     return info
 
 
-def load_run(run: Path, device: str = "cpu") -> tuple[PatchCore, dict]:
+def load_run(run: Path, device: str = "auto") -> tuple[PatchCore, dict]:
     device = pick_device(device)
     run = Path(run)
     if not (run / "patchcore.pt").is_file():
-        raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `anomaly fit`")
+        raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `patchcore train`")
     from ..common.files import load_weights, torch_file
 
     state = torch_file(run / "patchcore.pt", "PatchCore run", weights_only=False)
@@ -103,7 +118,7 @@ def _gt(samples: list[Sample], size: int) -> np.ndarray:
     return out
 
 
-def evaluate(run: Path, batch_size: int = 8, device: str = "cpu", progress: bool = False) -> dict:
+def evaluate(run: Path, batch_size: int = 8, device: str = "auto", progress: bool = False) -> dict:
     """Image AUROC, pixel AUROC and PRO per defect type and overall; thresholds; heat-map overlays."""
     run = Path(run)
     model, info = load_run(run, device)
@@ -181,7 +196,7 @@ def _heatmaps(samples: list[Sample], maps: np.ndarray, scores: np.ndarray, gt: n
 
 
 def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", threshold: float | None = None,
-             min_area: int = 16, opening: int = 3, batch_size: int = 8, device: str = "cpu",
+             min_area: int = 16, opening: int = 3, batch_size: int = 8, device: str = "auto",
              refine_with_sam: Path | None = None, sam_model_type: str = "vit_b", overwrite: bool = False) -> dict:
     """Anomaly map -> threshold -> cleaned regions -> instances through `convert`, marked as drafts.
 
@@ -198,7 +213,7 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
     if threshold is None:
         path = Path(run) / "thresholds.json"
         if not path.is_file():
-            raise OptionError("no threshold: run `anomaly eval` first or pass --threshold", Path(run))
+            raise OptionError("no threshold: run `patchcore eval` first or pass --threshold", Path(run))
         threshold = float(json.loads(path.read_text())["pixel"])
     sam = _load_sam(refine_with_sam, sam_model_type, device) if refine_with_sam else None
     category = info["category"]
@@ -238,16 +253,17 @@ def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray],
     """Mark the output as drafts, point its paths at the final folder, score every COCO annotation."""
     import yaml
 
+    from ...formats import coco, yolo
     from ...geometry.masks import decode_rle, polygon_to_mask
 
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if fmt != "coco":
-        data_yaml = yaml.safe_load((folder / "data.yaml").read_text())
+        data_yaml = yolo.read_data_yaml(folder / "data.yaml")
         data_yaml["path"] = str(final)
         (folder / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         return
     path = folder / "annotations" / "instances_train.json"
-    data = json.loads(path.read_text())
+    data = coco.read_json(path)
     names = {img["id"]: img for img in data["images"]}
     for ann in data["annotations"]:
         img = names[ann["image_id"]]
@@ -257,7 +273,7 @@ def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray],
         amap = scores[key]
         ann["score"] = round(float(amap[region > 0].max()), 6)
     data["info"]["description"] += " (draft annotations from an anomaly model: check and correct them)"
-    path.write_text(json.dumps(data, separators=(",", ":")))
+    coco.write_json(path, data)
 
 
 def _clean(mask: np.ndarray, opening: int, min_area: int) -> np.ndarray:
@@ -302,3 +318,42 @@ def _refine(predictor, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         masks, _, _ = predictor.predict(box=np.array([x, y, x + w - 1, y + h - 1]), multimask_output=False)
         refined |= masks[0].astype(np.uint8)
     return refined
+
+
+def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "auto") -> Path:
+    """Anomaly score of every input image (the map's maximum) and, when ``patchcore eval`` chose a
+    pixel threshold, each connected region above it as an RLE instance of class ``anomaly`` scored
+    by its highest value; ``OUT/predictions.json`` keyed by the ground truth."""
+    from pycocotools import mask as mask_utils
+
+    from ...formats.coco import write_predictions
+    from ...geometry.boxes import coco_bbox, edges_of_mask
+    from ..common.inputs import category_ids
+
+    model, _ = load_run(Path(run), device)
+    path = Path(run) / "thresholds.json"
+    threshold = float(json.loads(path.read_text())["pixel"]) if path.is_file() else None
+    names = [c["name"] for c in inputs.categories] or ["anomaly"]
+    categories, ids = category_ids(inputs, names)
+    label = "anomaly" if "anomaly" in ids else names[0]  # PatchCore cannot tell defect types apart
+    cache = ImageCache(model.config.image_size)
+    images, annotations = [], []
+    for start in range(0, len(inputs.images), batch_size):
+        chunk = inputs.images[start : start + batch_size]
+        maps, scores = model.score(_tensor(cache, [i.path for i in chunk]))
+        for image, amap, score in zip(chunk, maps, scores):
+            images.append({**image.record(), "score": round(float(score), 6)})
+            if threshold is None:
+                continue
+            full = cv2.resize(amap, (image.width, image.height), interpolation=cv2.INTER_LINEAR)
+            count, regions = cv2.connectedComponents((full >= threshold).astype(np.uint8), connectivity=8)
+            for k in range(1, count):
+                region = regions == k
+                rle = mask_utils.encode(np.asfortranarray(region.astype(np.uint8)))
+                annotations.append({"image_id": image.id, "category_id": ids[label],
+                                    "segmentation": {"size": [image.height, image.width],
+                                                     "counts": rle["counts"].decode("ascii")},
+                                    "area": int(region.sum()), "bbox": coco_bbox(edges_of_mask(region)),
+                                    "score": round(float(full[region].max()), 6), "iscrowd": 0})
+    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "pixel_threshold": threshold, **inputs.meta()}
+    return write_predictions(Path(out), images, categories, annotations, meta)

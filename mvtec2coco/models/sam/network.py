@@ -52,21 +52,41 @@ MODEL_TYPES = tuple(SPECS)
 def checkpoint_hint(model_type: str) -> str:
     spec = SPECS[model_type]
     if spec.official_file is None:
-        return "the tiny model has no official checkpoint: pass --checkpoint none for random initialisation"
+        return "the tiny model has no official checkpoint: set checkpoint to none (--set checkpoint=none) for random initialisation"
     return (f"download {CHECKPOINT_BASE}/{spec.official_file} on a machine with internet access, copy it here "
-            f"(e.g. ~/.cache/mvtec2coco/sam/{spec.official_file}) and pass it with --checkpoint; "
+            f"(e.g. ~/.cache/mvtec2coco/sam/{spec.official_file}) and pass it with --set checkpoint=PATH (training) or as MODEL (eval, predict); "
             f"official files: " + ", ".join(f"{k}: {s.official_file}" for k, s in SPECS.items() if s.official_file))
 
 
-def build_sam(model_type: str, checkpoint: Path | str | None):
-    """A ``segment_anything.modeling.Sam``; ``checkpoint`` None or ``"none"`` means random weights."""
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
+def build_sam(model_type: str, checkpoint: Path | str | None, seed: int = 0):
+    """A ``segment_anything.modeling.Sam``; ``checkpoint`` None or ``"none"`` means random weights,
+    drawn from ``seed`` (the same seed gives the same encoder in training, eval and predict) without
+    touching the global random state."""
     if model_type not in SPECS:
         raise OptionError(f"unknown SAM model type '{model_type}'", hint=f"use one of {', '.join(MODEL_TYPES)}")
-    s = SPECS[model_type]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = _construct(SPECS[model_type])
+    if checkpoint not in (None, "none", ""):
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
+        from ..common.files import torch_file
+
+        state = torch_file(path, f"SAM checkpoint for {model_type}")
+        try:
+            sam.load_state_dict(state)
+        except RuntimeError as exc:
+            raise SamCheckpointError(f"checkpoint does not fit model type {model_type}", path,
+                                     "pass the model type the file was made for") from exc
+    return sam.eval()
+
+
+def _construct(s: SamSpec):
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
     grid = s.image_size // 16
-    sam = Sam(
+    return Sam(
         image_encoder=ImageEncoderViT(
             depth=s.encoder_depth, embed_dim=s.encoder_dim, img_size=s.image_size, mlp_ratio=4,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=s.encoder_heads, patch_size=16,
@@ -82,16 +102,3 @@ def build_sam(model_type: str, checkpoint: Path | str | None):
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    if checkpoint not in (None, "none", ""):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
-        from ..common.files import torch_file
-
-        state = torch_file(path, f"SAM checkpoint for {model_type}")
-        try:
-            sam.load_state_dict(state)
-        except RuntimeError as exc:
-            raise SamCheckpointError(f"checkpoint does not fit model type {model_type}", path,
-                                     "pass the --model-type the file was made for") from exc
-    return sam.eval()

@@ -71,8 +71,8 @@ class ClipTextEncoder:
                     "CLIP ViT-B-32 weights not found (YOLO-World needs them for class-name embeddings)", path,
                     "download OpenAI's ViT-B-32.pt (the file ultralytics' clip package fetches) or an open_clip "
                     "ViT-B-32 checkpoint (e.g. laion2b_s34b_b79k) on a machine with internet access, copy it "
-                    "here (e.g. ~/.cache/mvtec2coco/clip/ViT-B-32.pt) and pass --clip-weights PATH; or pass "
-                    "--text-encoder random for a smoke test")
+                    "here (e.g. ~/.cache/mvtec2coco/clip/ViT-B-32.pt) and pass --set clip_weights=PATH; or pass "
+                    "--set text_encoder=random for a smoke test")
             self.model = self._load(path)
         self.model = self.model.to(self.device).eval()
         self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
@@ -142,6 +142,13 @@ def save_table(table: dict[str, torch.Tensor], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.clone() for k, v in table.items()}, path)
     return path
+
+
+def load_table(path: Path) -> dict[str, torch.Tensor]:
+    """A table written by ``save_table`` (a resumed run reuses its own)."""
+    from ..common.files import torch_file
+
+    return torch_file(path, "text-embedding table")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,71 @@
+"""Command line: parse, call the library, render with rich. Errors become one line and exit 2.
+
+``mvtec2coco synth|summary|convert|verify|validate|preview`` work on datasets and conversions;
+``mvtec2coco <family> train|eval|predict`` on models, for the families ``classifier``,
+``patchcore``, ``yolo-world`` and ``sam``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import Mvtec2CocoError
+from . import classifier, dataset, patchcore, sam, yolo_world  # noqa: F401 - dataset registers its commands
+from .base import STATE, app, err_console
+
+app.add_typer(classifier.app, name="classifier")
+app.add_typer(patchcore.app, name="patchcore")
+app.add_typer(yolo_world.app, name="yolo-world")
+app.add_typer(sam.app, name="sam")
+
+
+def main() -> None:
+    """Console entry point: a user mistake prints one line and exits with code 2.
+
+    Bad options and arguments (click's errors), our typed errors and unexpected ``OSError`` s
+    all become one line on stderr, with no traceback unless ``--debug`` is given. Ctrl-C,
+    SIGTERM and SIGHUP stop the command after its clean-up, with 128 + the signal's number.
+    """
+    import click
+
+    from ..runtime.staging import Interrupted, install_signal_handlers, on_notice, translate_os_error
+
+    # typer ships its own copy of click: its errors and click's are caught alike
+    click_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
+    aborts = tuple({click.exceptions.Abort, typer.Abort})
+    install_signal_handlers(ctrl_c=True)
+    on_notice(lambda text: err_console.print(f"notice: {text}", markup=False, soft_wrap=True))
+    try:
+        code = app(standalone_mode=False)
+    except Interrupted as exc:
+        _fail(f"interrupted by {exc}: nothing was written", 128 + exc.signum)
+    except (KeyboardInterrupt, *aborts):
+        _fail("interrupted: nothing was written", 130)
+    except click_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(exc.exit_code)
+        if STATE["debug"]:
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _fail(f"{exc.format_message()}{where}".replace("\n", " "), exc.exit_code)
+    except Mvtec2CocoError as exc:
+        if STATE["debug"]:
+            raise
+        _fail(str(exc), 2)
+    except OSError as exc:  # an I/O failure no library code expected: still one line
+        if STATE["debug"]:
+            raise
+        _fail(str(translate_os_error(exc, None, Path("."))), 2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(text: str, code: int) -> None:
+    err_console.print(f"error: {text}", markup=False, soft_wrap=True)
+    sys.exit(code)
+
+

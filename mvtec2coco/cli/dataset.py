@@ -1,0 +1,238 @@
+"""Dataset commands: synth, summary, convert, verify, validate, preview."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import OptionError
+from ..runtime.paths import check_output_file
+from .base import CategoryOpt, LayoutOpt, WorkersOpt, app, err_console, out_console
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to create.")],
+    preset: Annotated[str, typer.Option(help="tiny (tests), bottle (MVTec AD bottle counts, 900x900), "
+                                        "mvtec-full (all 15 categories, 5,354 images).")] = "tiny",
+    layout: Annotated[str, typer.Option(help="mvtec, mvtec2, loco, mvtec3d, visa or folder.")] = "mvtec",
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    workers: WorkersOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty OUT.")] = False,
+) -> None:
+    """Write a synthetic dataset with realistic defects (holes, cracks, specks, border regions).
+
+    Example: mvtec2coco synth demo/bottle --preset bottle
+    """
+    from ..synth import generate
+
+    generate(out, preset, layout, seed, workers, overwrite)
+    out_console.print(f"wrote {preset} dataset ({layout} layout) to {out}")
+
+
+@app.command()
+def summary(
+    root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
+    category: CategoryOpt = None,
+    layout: LayoutOpt = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the facts as JSON.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Also draw images per split and class (PNG).")] = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Per category: defect classes, image counts per split, image sizes, mask coverage.
+
+    Example: mvtec2coco summary demo/bottle --json summary.json --plot summary.png
+    """
+    from ..datasets import load_dataset
+    from ..runtime.staging import write_file
+    from ..summary import plot, summarize, to_json
+
+    for given in (json_path, plot_path):
+        if given is not None:
+            check_output_file(given, [root])  # before the work, not after it
+    dataset = load_dataset(root, layout, category)
+    summaries = summarize(dataset, workers, progress=True)
+    for s in summaries:
+        sys.stdout.write(s.block() + "\n")
+        sys.stdout.flush()
+        out_console.print(_summary_table(s))
+    if json_path:
+        path = write_file(json_path, json.dumps(to_json(dataset, summaries), indent=2) + "\n", dataset.sources)
+        out_console.print(f"facts written to {path}")
+    if plot_path:
+        path = plot(summaries, plot_path)
+        out_console.print(f"plot written to {path}")
+
+
+def _summary_table(s) -> Table:
+    table = Table(title=f"{s.name}: images per split and class")
+    for col in ("split", "class", "images", "masks", "defect px mean", "min", "max", "regions/img mean", "min-max"):
+        table.add_column(col, justify="left" if col in ("split", "class") else "right")
+    for r in s.rows:
+        table.add_row(r.split, r.label, str(r.images), str(r.masks), f"{100 * r.coverage_mean:.3f}%",
+                      f"{100 * r.coverage_min:.3f}%", f"{100 * r.coverage_max:.3f}%", f"{r.regions_mean:.2f}",
+                      f"{r.regions_min}-{r.regions_max}")
+    return table
+
+
+@app.command()
+def convert(
+    root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (written atomically).")],
+    fmt: Annotated[list[str] | None, typer.Option("--format", "-f", help="yolo (boxes), yolo-seg (polygons), coco, "
+                                                  "or all; comma-separated or repeated for several.")] = None,
+    split: Annotated[str | None, typer.Option(help="Ratios train,val,test (stratified by category and class), or "
+                                              "official. Default 0.7,0.15,0.15.")] = None,
+    split_file: Annotated[Path | None, typer.Option(help="Reuse the split.csv of an earlier conversion "
+                                                    "(instead of --split).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    classes: Annotated[str, typer.Option(help="type (one class per defect type), single (one class 'defect'), "
+                                         "category-type ('bottle/broken_large').")] = "type",
+    category: CategoryOpt = None,
+    layout: LayoutOpt = None,
+    images: Annotated[str, typer.Option(help="link (hardlink, copy across filesystems), copy, or symlink.")] = "link",
+    good: Annotated[str, typer.Option(help="include good images with empty labels, or exclude them.")] = "include",
+    min_area: Annotated[int, typer.Option(help="Skip (and count) regions smaller than this many pixels.")] = 0,
+    simplify: Annotated[float, typer.Option(help="Douglas-Peucker tolerance in px for polygons (0 = exact).")] = 0.0,
+    coco_masks: Annotated[str, typer.Option(help="auto (RLE only for regions with holes), rle, or polygon "
+                                            "(holes lost, pixels counted).")] = "auto",
+    strict: Annotated[bool, typer.Option(help="Treat every warning as an error (nothing is written).")] = False,
+    workers: WorkersOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it is an earlier output of mvtec2coco.")] = False,
+) -> None:
+    """Convert defect masks into YOLO box labels, YOLO polygons and/or COCO JSON, one instance per region.
+
+    Example: mvtec2coco convert demo/bottle --format all --out demo/out
+    """
+    from ..convert import ConvertOptions, parse_formats
+    from ..convert import convert as run_convert
+    from ..datasets import load_dataset
+
+    if split_file is not None and split is not None:
+        raise OptionError("--split and --split-file both given", hint="pass one of them")
+    options = ConvertOptions(formats=parse_formats(fmt or ["yolo"]), split=str(split_file) if split_file else
+                             (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, good=good,
+                             min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
+                             workers=workers)
+    options.check()
+    dataset = load_dataset(root, layout, category, sizes=False)  # convert's workers read the headers
+    report = run_convert(dataset, out, options, overwrite=overwrite, progress=True)
+    _print_report(report)
+
+
+def _print_report(report: dict) -> None:
+    table = Table(title="written: images (instances) per subset and class")
+    subsets = list(report["images"])
+    table.add_column("class")
+    for s in subsets:
+        table.add_column(s, justify="right")
+    names = ["good", *report["classes"]]
+    for name in names:
+        cells = [f"{report['images'][s].get(name, 0)} ({report['instances'].get(s, {}).get(name, 0)})" for s in subsets]
+        table.add_row(name, *cells)
+    out_console.print(table)
+    out_console.print(f"instances written: {report['instances_total']} "
+                      f"({report['instances_with_holes']} with holes, {report['coco']['rle_instances']} as COCO RLE)")
+    for reason, value in report["skipped"].items():
+        out_console.print(f"skipped {reason.replace('_', ' ')}: {value}")
+    if "simplify" in report:
+        s = report["simplify"]
+        out_console.print(f"simplify {s['tolerance_px']} px: polygon IoU mean {s['polygon_iou_mean']}, "
+                          f"min {s['polygon_iou_min']}")
+    for warning in report["warnings"]:
+        err_console.print(f"warning: {warning}")
+    out_console.print(f"output: {report['output']}")
+
+
+@app.command()
+def verify(
+    out: Annotated[Path, typer.Argument(help="Output folder of `convert`.")],
+    dataset: Annotated[Path | None, typer.Option(help="Source dataset, if it moved since conversion.")] = None,
+    min_iou: Annotated[float, typer.Option(help="Lowest acceptable IoU of an instance with its source region.")]
+    = 0.95,
+    workers: WorkersOpt = None,
+) -> None:
+    """Read outputs back with pycocotools and ultralytics and compare them with the source masks.
+
+    Exit code 0 only if every check passes; the details go to OUT/verify.json.
+    Example: mvtec2coco verify demo/out
+    """
+    from ..verify import verify as run_verify
+
+    if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
+        raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
+    result = run_verify(out, dataset, min_iou, workers, progress=True)
+    table = Table(title=f"verify {out}")
+    for col in ("format", "images", "instances", "matched", "missing", "extra", "class err", f"IoU<{min_iou}",
+                "IoU mean", "IoU min", "unpaired", "problems", "result"):
+        table.add_column(col, justify="left" if col in ("format", "result") else "right")
+    for fmt, f in result["formats"].items():
+        table.add_row(fmt, str(f["images"]), str(f["instances_expected"]), str(f["matched"]), str(f["missing"]),
+                      str(f["extra"]), str(f["class_mismatch"]), str(f["low_iou"]), str(f["instance_iou_mean"]),
+                      str(f["instance_iou_min"]), str(len(f["unpaired"])), str(f["problems_total"]),
+                      "PASS" if f["passed"] else "FAIL")
+    out_console.print(table)
+    for fmt, f in result["formats"].items():
+        yaml_problem = [f["dataset_yaml"]] if f.get("dataset_yaml", "ok") != "ok" else []
+        for problem in f["problems"][:10] + f["unpaired"][:10] + yaml_problem:
+            err_console.print(f"{fmt}: {problem}", markup=False)
+    out_console.print(f"details: {Path(out) / 'verify.json'}")
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    root: Annotated[Path, typer.Argument(help="Dataset root or one category folder.")],
+    category: CategoryOpt = None,
+    layout: LayoutOpt = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON.")] = None,
+    tiny: Annotated[int, typer.Option(help="Report regions of at most this many pixels.")] = 3,
+    workers: WorkersOpt = None,
+) -> None:
+    """Check source masks: sizes, channels, non-binary values, empty masks, masks on good images, tiny and
+    border regions. Exit code 1 if any error (not warning) is found.
+
+    Example: mvtec2coco validate demo/bottle --json findings.json
+    """
+    from ..runtime.staging import write_file
+    from ..validate import validate_dataset
+
+    if json_path is not None:
+        check_output_file(json_path, [root])
+    result = validate_dataset(root, layout, category, tiny, workers, progress=True)
+    table = Table(title=f"validate {root}")
+    for col in ("check", "level", "count", "first file"):
+        table.add_column(col)
+    for check, f in result["checks"].items():
+        table.add_row(check, f["level"], str(f["count"]), f["examples"][0] if f["examples"] else "")
+    out_console.print(table)
+    out_console.print(f"{result['masks']} masks in {result['images']} images: {result['errors']} error(s), "
+                      f"{result['warnings']} warning(s)")
+    if json_path:
+        write_file(json_path, json.dumps(result, indent=2) + "\n", [root])
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    out: Annotated[Path, typer.Argument(help="Output folder of `convert` (YOLO or COCO, or --format all).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many images (defect images first).")] = 16,
+    image_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (default OUT/preview.png).")]
+    = None,
+    subset: Annotated[str | None, typer.Option(help="Only this subset (train, val, test).")] = None,
+) -> None:
+    """Draw a grid of images with boxes, translucent filled polygons and class names.
+
+    Example: mvtec2coco preview demo/out --n 16 --out grid.png
+    """
+    from ..preview import render_preview
+
+    path = render_preview(out, n, image_path, subset)
+    out_console.print(f"preview written to {path}")

@@ -1,0 +1,22 @@
+"""PatchCore run settings: the data it fits on, the model, and how it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import PatchCoreConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""  # dataset root (or category folder): PatchCore fits on <category>/train/good
+    category: str = ""  # the category to fit; may be left empty when the dataset has one
+    layout: str | None = None  # detected when empty: mvtec, mvtec2, loco, mvtec3d, visa, folder
+
+
+@dataclass(frozen=True)
+class PatchCoreRunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: PatchCoreConfig = field(default_factory=PatchCoreConfig)
+    batch_size: int = 8  # images per feature-extraction batch
+    device: str = "auto"  # auto | cpu | cuda | cuda:N

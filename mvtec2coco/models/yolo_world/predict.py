@@ -1,0 +1,53 @@
+"""``yolo-world predict``: detector boxes for a converted subset or image files, as
+``predictions.json`` keyed by the ground truth, with annotated images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...formats.coco import write_predictions
+from ...geometry.boxes import coco_bbox
+from ..common.devices import ultralytics_device
+from ..common.inputs import PredictInputs, category_ids
+
+
+def world_text(name: str) -> str:
+    """The text a class name becomes for YOLO-World (ultralytics reads '/' as a synonym separator)."""
+    return name.replace("/", " ")
+
+
+def detect(model, inputs: PredictInputs, conf: float, imgsz: int, device: str, max_det: int = 300,
+           plots: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Boxes of ``model`` on every input image: (categories, COCO result annotations, edges convention)."""
+    import cv2
+
+    raw = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
+    gt_names = [c["name"] for c in inputs.categories]
+    by_text = {world_text(n): n for n in gt_names}
+    names = [by_text.get(raw[i], raw[i]) for i in sorted(raw)]
+    categories, ids = category_ids(inputs, names)
+    annotations = []
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    for image in inputs.images:
+        r = model.predict(str(image.path), conf=conf, imgsz=imgsz, max_det=max_det, verbose=False,
+                          device=ultralytics_device(device))[0]
+        for edges, c, s in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist(), r.boxes.conf.tolist()):
+            bbox = coco_bbox(edges)
+            annotations.append({"image_id": image.id, "category_id": ids[names[int(c)]], "bbox": bbox,
+                                "area": bbox[2] * bbox[3], "score": round(float(s), 6), "iscrowd": 0})
+        if plots is not None:
+            cv2.imwrite(str(plots / f"{image.id:05d}.png"), r.plot())
+    return categories, annotations
+
+
+def predict_detector(weights: Path, inputs: PredictInputs, out: Path, conf: float = 0.25, imgsz: int = 640,
+                     device: str = "auto") -> Path:
+    """Run the detector, write ``OUT/predictions.json`` and ``OUT/results.json``, plots in ``OUT/images``."""
+    from .train import load_detector
+
+    model, world = load_detector(weights)
+    out = Path(out)
+    categories, annotations = detect(model, inputs, conf, imgsz, device, plots=out / "images")
+    meta = {"family": "yolo-world" if world else "yolo", "weights": str(Path(weights).resolve()), **inputs.meta()}
+    return write_predictions(out, [i.record() for i in inputs.images], categories, annotations, meta)
