@@ -82,8 +82,8 @@ def test_checkpoint_holds_trained_parts_and_loads_on_cpu(trained):
     run, _ = trained
     state = torch.load(run / "decoder.pt", map_location="cpu", weights_only=False)
     assert set(state) == {"model_type", "config", "mask_decoder"}
-    from mvtec2coco.models.sam.network import build_sam
     from mvtec2coco.models.sam.data import load_trained
+    from mvtec2coco.models.sam.network import build_sam
 
     sam = load_trained(build_sam("tiny", None), run / "decoder.pt")
     assert torch.equal(sam.mask_decoder.state_dict()["iou_token.weight"], state["mask_decoder"]["iou_token.weight"])

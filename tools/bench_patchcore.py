@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mvtec2coco.models.patchcore.config import DataConfig, PatchCoreRunConfig
 from mvtec2coco.models.patchcore.model import PatchCoreConfig
 from mvtec2coco.models.patchcore.run import evaluate, fit
 from mvtec2coco.synth import generate
@@ -30,9 +31,10 @@ def main() -> None:
         generate(args.data, "bottle", "mvtec", seed=0, overwrite=True)
         (args.data / ".complete").write_text("ok\n")
     run = args.data.parent / "patchcore_runs" / f"{args.backbone}_{args.weights}_{args.size}"
-    config = PatchCoreConfig(backbone=args.backbone, weights=args.weights, image_size=args.size,
-                             coreset_ratio=args.coreset_ratio)
-    info = fit(args.data, "bottle", run, config)
+    config = PatchCoreRunConfig(data=DataConfig(root=str(args.data), category="bottle"),
+                                model=PatchCoreConfig(backbone=args.backbone, weights=args.weights,
+                                                      image_size=args.size, coreset_ratio=args.coreset_ratio))
+    info = fit(config, run)
     result = evaluate(run)
     o = result["overall"]
     print(f"PatchCore {args.backbone} ({args.weights} weights), {args.size} px, coreset {args.coreset_ratio:g}, CPU")

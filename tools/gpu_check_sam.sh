@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check for SAM fine-tuning, on a machine with a CUDA GPU and no internet:
-# synth -> convert -> train sam --model-type vit_b from random initialisation (no checkpoint needed)
+# synth -> convert -> sam train (vit_b from random initialisation, no checkpoint needed)
 # for a bounded number of steps; prints embedding-cache time, step time and GPU memory. Target: < 8 minutes.
 # Usage: bash tools/gpu_check_sam.sh [WORKDIR] [STEPS]
 # PRESET, MODEL_TYPE and DEVICE override bottle / vit_b / cuda (the test suite smoke-runs it on CPU with tiny).
@@ -16,9 +16,8 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 start=$(date +%s)
 $PY -m mvtec2coco synth "$WORK/bottle" --preset "$PRESET"
 $PY -m mvtec2coco convert "$WORK/bottle" --format coco --out "$WORK/coco"
-$PY -m mvtec2coco train sam --train "$WORK/coco/annotations/instances_train.json" \
-    --val "$WORK/coco/annotations/instances_val.json" --checkpoint none --model-type "$MODEL_TYPE" \
-    --config configs/sam/bottle.yaml --max-steps "$STEPS" --epochs 100 --device "$DEVICE" --out "$WORK/run"
+$PY -m mvtec2coco sam train --data "$WORK/coco" --config configs/sam/default.yaml --set checkpoint=none \
+    --set model_type="$MODEL_TYPE" --set max_steps="$STEPS" --set epochs=100 --device "$DEVICE" --out "$WORK/run"
 $PY - "$WORK/run/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check for YOLO-World, on a machine with a CUDA GPU and no internet:
-# synth --preset bottle -> convert -> 30 epochs of yolov8s-worldv2.yaml at 640 with --text-encoder random,
+# synth --preset bottle -> convert -> 30 epochs of yolov8s-worldv2.yaml at 640 with random text embeddings,
 # printing epoch time, GPU memory and mAP. Target: < 8 minutes.
 # Usage: bash tools/gpu_check_yolo_world.sh [WORKDIR] [EPOCHS]
 # PRESET, IMGSZ and DEVICE override bottle / 640 / 0 (the test suite smoke-runs it on CPU with tiny at 128).
@@ -17,9 +17,9 @@ start=$(date +%s)
 $PY -m mvtec2coco synth "$WORK/bottle" --preset "$PRESET"
 $PY -m mvtec2coco convert "$WORK/bottle" --format yolo --out "$WORK/yolo"
 t0=$(date +%s)
-$PY -m mvtec2coco train yolo-world --data "$WORK/yolo/data.yaml" --model yolov8s-worldv2.yaml \
-    --config configs/yolo_world/bottle.yaml --epochs "$EPOCHS" --imgsz "$IMGSZ" --device "$DEVICE" --text-encoder random \
-    --out "$WORK/run"
+$PY -m mvtec2coco yolo-world train --data "$WORK/yolo" --config configs/yolo_world/bottle.yaml \
+    --set model=yolov8s-worldv2.yaml --set epochs="$EPOCHS" --set imgsz="$IMGSZ" --set text_encoder=random \
+    --device "$DEVICE" --out "$WORK/run"
 t1=$(date +%s)
 $PY - "$WORK/run" "$EPOCHS" "$((t1 - t0))" <<'PY'
 import csv, json, sys

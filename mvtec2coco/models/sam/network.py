@@ -52,9 +52,10 @@ MODEL_TYPES = tuple(SPECS)
 def checkpoint_hint(model_type: str) -> str:
     spec = SPECS[model_type]
     if spec.official_file is None:
-        return "the tiny model has no official checkpoint: set checkpoint to none (--set checkpoint=none) for random initialisation"
+        return "the tiny model has no official checkpoint: --set checkpoint=none for random initialisation"
     return (f"download {CHECKPOINT_BASE}/{spec.official_file} on a machine with internet access, copy it here "
-            f"(e.g. ~/.cache/mvtec2coco/sam/{spec.official_file}) and pass it with --set checkpoint=PATH (training) or as MODEL (eval, predict); "
+            f"(e.g. ~/.cache/mvtec2coco/sam/{spec.official_file}) and pass it with --set checkpoint=PATH "
+            "(training) or as MODEL (eval, predict); "
             f"official files: " + ", ".join(f"{k}: {s.official_file}" for k, s in SPECS.items() if s.official_file))
 
 

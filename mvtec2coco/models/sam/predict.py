@@ -8,7 +8,6 @@ never by bare name), or a detector run here (``--detector best.pt``).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -39,11 +38,7 @@ def boxes_from_ground_truth(inputs: PredictInputs) -> Boxes:
 def boxes_from_file(path: Path, inputs: PredictInputs) -> Boxes:
     """Boxes of a ``predictions.json`` or COCO file: by image id if it is keyed by the same
     ground truth, else by exact relative file name (an image without a match gets no box)."""
-    data = json.loads(Path(path).read_text()) if Path(path).is_file() else None
-    if data is None:
-        raise OptionError("box file does not exist", path)
-    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) or not isinstance(data.get("images"), list):
-        raise OptionError("not a predictions.json or COCO file (needs images, annotations, categories)", path)
+    data = coco.read_json(path)  # a predictions.json is a COCO file with scores
     same_gt = inputs.ground_truth is not None and data.get("info", {}).get("ground_truth") == str(inputs.ground_truth.resolve())
     names = {c["id"]: c["name"] for c in data.get("categories", [])}
     if same_gt:
