@@ -11,7 +11,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-fast install lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -51,6 +51,10 @@ demo: $(VENV)/.train
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
+
+# everything but the tests marked slow (training runs, most of the fault table): under two minutes
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -q -m "not slow"
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check mvtec2coco tests tools

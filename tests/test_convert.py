@@ -323,6 +323,7 @@ def test_verify_catches_a_broken_output(converted_all, tmp_path):
     assert not report["passed"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_partial_output(bottle, tmp_path):
     """Interrupt a real conversion once its staging folder exists: nothing may remain."""
     import signal

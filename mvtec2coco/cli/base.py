@@ -65,3 +65,16 @@ def main_options(
 def fmt(value: float | None, digits: int = 4) -> str:
     """A metric for a table: a dash when it does not exist, never a zero."""
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def run_predict(out: Path, data: Path | None, split: str | None, images: list[Path] | None,
+                inputs_of_run: list[Path | None], predict) -> None:
+    """The part every ``predict`` shares: the images (a converted subset or files), a fresh output
+    folder checked against every input, ``predict(inputs)`` inside it, one line at the end."""
+    from ..models.common.inputs import prediction_inputs
+    from ..runtime.staging import run_folder
+
+    inputs = prediction_inputs(data, split, images)
+    with run_folder(out, [*inputs_of_run, data, *(images or [])], fresh=True):
+        path = predict(inputs)
+    out_console.print(f"predictions of {len(inputs.images)} images: {path}")

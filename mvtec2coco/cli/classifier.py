@@ -23,6 +23,7 @@ from .base import (
     SplitOpt,
     fmt,
     out_console,
+    run_predict,
 )
 
 app = typer.Typer(help="Baseline classifiers (torchvision) with class-imbalance remedies.", no_args_is_help=True)
@@ -91,13 +92,9 @@ def predict(
 
     Example: mvtec2coco classifier predict runs/classifier/01_resnet18_baseline --data demo/all --split test --out pred/cls
     """
-    from ..models.classifier.predict import predict as run_predict
-    from ..models.common.inputs import prediction_inputs
+    from ..models.classifier.predict import predict as classify
 
-    inputs = prediction_inputs(data, split, images)
-    with run_folder(out, [run, data, *(images or [])], fresh=True):
-        path = run_predict(run, inputs, out, device or "auto")
-    out_console.print(f"predictions of {len(inputs.images)} images: {path}")
+    run_predict(out, data, split, images, [run], lambda inputs: classify(run, inputs, out, device or "auto"))
 
 
 @app.command("compare")

@@ -21,6 +21,7 @@ from .base import (
     SplitOpt,
     fmt,
     out_console,
+    run_predict,
 )
 
 app = typer.Typer(help="Unsupervised baseline (PatchCore) trained on good images only, and draft annotations.",
@@ -94,13 +95,9 @@ def predict(
 
     Example: mvtec2coco patchcore predict runs/patchcore/bottle --data demo/all --split test --out pred/patchcore
     """
-    from ..models.common.inputs import prediction_inputs
-    from ..models.patchcore.run import predict as run_predict
+    from ..models.patchcore.run import predict as score
 
-    inputs = prediction_inputs(data, split, images)
-    with run_folder(out, [run, data, *(images or [])], fresh=True):
-        path = run_predict(run, inputs, out, batch_size, device or "auto")
-    out_console.print(f"predictions of {len(inputs.images)} images: {path}")
+    run_predict(out, data, split, images, [run], lambda inputs: score(run, inputs, out, batch_size, device or "auto"))
 
 
 @app.command("annotate")

@@ -23,6 +23,7 @@ from .base import (
     SplitOpt,
     fmt,
     out_console,
+    run_predict,
 )
 
 app = typer.Typer(help="Fine-tune Segment Anything's mask decoder on a COCO conversion.", no_args_is_help=True)
@@ -77,6 +78,8 @@ def train(
     checkpoint = Path(plan.config.checkpoint) if plan.config.checkpoint != "none" else None
     with run_folder(plan.out, [Path(plan.config.data), checkpoint, config], keep=["last.pt"]):
         summary = main(plan.config, plan.out, plan.resume, cache_dir, progress=True)
+    if not summary:  # another rank of torchrun: the first reports
+        return
     print_sam(summary["before"], summary["after"])
     out_console.print(f"steps {summary['steps']}, encoder calls {summary['encoder_calls']}, "
                       f"median step {summary['seconds_per_step']} s; run: {plan.out}")
@@ -161,7 +164,6 @@ def predict(
     --out pred/sam
     """
     from ..errors import OptionError
-    from ..models.common.inputs import prediction_inputs
     from ..models.sam import predict as sam_predict
     from .yolo_world import weights_of
 
@@ -171,14 +173,14 @@ def predict(
     if prompts is not None and prompts != "ground-truth":
         raise OptionError(f"unknown --prompts '{prompts}'", hint="use ground-truth")
     model_type, checkpoint, trained, seed = resolve_model(model, model_type)
-    inputs = prediction_inputs(data, split, images)
-    with run_folder(out, [data, boxes, detector, trained, *(images or [])], fresh=True):
+
+    def segment(inputs):
         if prompts is not None:
             found = sam_predict.boxes_from_ground_truth(inputs)
         elif boxes is not None:
             found = sam_predict.boxes_from_file(boxes, inputs)
         else:
             found = sam_predict.boxes_from_detector(weights_of(detector), inputs, conf, max_det, device or "auto")
-        path = sam_predict.predict_sam(checkpoint, model_type, inputs, found, out, trained, device or "auto",
-                                       seed=seed)
-    out_console.print(f"predictions of {len(inputs.images)} images: {path}; overlays in {out / 'overlays'}")
+        return sam_predict.predict_sam(checkpoint, model_type, inputs, found, out, trained, device or "auto", seed=seed)
+
+    run_predict(out, data, split, images, [boxes, detector, trained], segment)

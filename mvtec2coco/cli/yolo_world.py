@@ -20,6 +20,7 @@ from .base import (
     SetOpt,
     SplitOpt,
     out_console,
+    run_predict,
 )
 
 app = typer.Typer(help="Fine-tune YOLO-World (ultralytics), offline, on a YOLO conversion.", no_args_is_help=True)
@@ -109,11 +110,8 @@ def predict(
 
     Example: mvtec2coco yolo-world predict runs/yolo_world/bottle --data demo/all --split test --out pred/yw
     """
-    from ..models.common.inputs import prediction_inputs
     from ..models.yolo_world.predict import predict_detector
 
-    inputs = prediction_inputs(data, split, images)
     weights = weights_of(run)
-    with run_folder(out, [weights, data, *(images or [])], fresh=True):
-        path = predict_detector(weights, inputs, out, conf, imgsz, device or "auto")
-    out_console.print(f"predictions of {len(inputs.images)} images: {path}; annotated images in {out / 'images'}")
+    run_predict(out, data, split, images, [weights],
+                lambda inputs: predict_detector(weights, inputs, out, conf, imgsz, device or "auto"))

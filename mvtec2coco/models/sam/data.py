@@ -16,6 +16,7 @@ decoder predicts; evaluation upsamples predictions to the original image with
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -54,9 +55,19 @@ class EmbeddingCache:
         else:
             emb = self._encode(path).half().cpu()
             self.folder.mkdir(parents=True, exist_ok=True)
-            torch.save(emb, file)
+            partial = file.with_name(f".{file.name}.{os.getpid()}")
+            torch.save(emb, partial)
+            os.replace(partial, file)  # a reader (another rank, a later run) never sees half a file
         self.memory[key] = emb
         return emb
+
+    def fill(self, paths: list[Path], rank: int = 0, world: int = 1) -> None:
+        """Compute the embeddings of ``paths`` that are not cached yet, this rank's share only
+        (every ``world``-th path from ``rank``), so that under ``torchrun`` each image is encoded
+        and written by one process; the caller waits for all ranks before reading them."""
+        for path in sorted(set(paths))[rank::world]:
+            if path.is_file():
+                self.get(path)
 
     @torch.no_grad()
     def _encode(self, path: Path) -> torch.Tensor:

@@ -7,12 +7,7 @@ trained parts, optimizer, scheduler, scaler, epoch, step and random states), ``d
 trained parts, what ``sam eval`` / ``sam predict`` load), ``metrics.jsonl``, ``summary.json``,
 overlays and the embedding cache ``embeddings/``.
 
-Resolution choice: the ground truth is brought to the decoder's resolution the same way the image
-was brought to the encoder's — ``ResizeLongestSide`` to the encoder size, zero padding at the
-bottom and right, then area-averaged down to the decoder's low-resolution grid (a quarter of the
-encoder size), giving soft targets in [0, 1]. The loss is computed there, which is what the
-decoder predicts; evaluation upsamples predictions to the original image with
-``Sam.postprocess_masks`` and compares them with the full-resolution masks.
+How prompts, targets and losses are built: ``data.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +27,7 @@ from ...errors import OptionError
 from ...formats import coco
 from ...geometry.boxes import edges_of_bbox, sam_prompts
 from ..common import config as configs
+from ..common import distributed
 from ..common.devices import pick_device
 from ..common.files import torch_file
 from .config import SamConfig
@@ -95,21 +91,34 @@ def build_optimizer(cfg: SamConfig, params: list, total_steps: int):
     return optimizer, scheduler
 
 
+def shard(order: np.ndarray, per_step: int, d: distributed.Dist) -> list[np.ndarray]:
+    """This rank's images of each optimizer step: every step takes ``per_step`` images per rank
+    from the shared order, padded by wrapping around so that all ranks take the same steps."""
+    block = per_step * d.world
+    steps = math.ceil(len(order) / block)
+    padded = np.resize(order, steps * block)
+    return [padded[s * block + d.rank * per_step : s * block + (d.rank + 1) * per_step] for s in range(steps)]
+
+
 def train_one_epoch(sam, data: coco.CocoSet, items: list[dict], cache: EmbeddingCache, targets: Targets, optimizer,
-                    scheduler, scaler, cfg: SamConfig, rng: np.random.Generator, transform, step: int) -> dict:
-    """One pass over the training images in a seeded order; returns the epoch's record."""
+                    scheduler, scaler, cfg: SamConfig, order_rng: np.random.Generator, prompt_rng: np.random.Generator,
+                    transform, step: int, d: distributed.Dist | None = None) -> dict:
+    """One pass over the training images in a seeded order (this rank's shard of it under
+    ``torchrun``, gradients averaged over ranks as DistributedDataParallel does); returns the
+    epoch's record."""
+    d = d or distributed.Dist()
     device = next(sam.parameters()).device
     use_amp = scaler.is_enabled()
-    order = rng.permutation(len(items))
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     sam.mask_decoder.train()
     ious, losses, seconds, cache_s = [], [], [], 0.0
-    for start in range(0, len(order), cfg.images_per_step):
+    for chunk in shard(order_rng.permutation(len(items)), cfg.images_per_step, d):
         if cfg.max_steps and step >= cfg.max_steps:
             break
         t0 = time.perf_counter()
         loss_total = 0.0
         optimizer.zero_grad(set_to_none=True)
-        for idx in order[start : start + cfg.images_per_step]:
+        for idx in chunk:
             img = items[int(idx)]
             anns = data.annotations(img["id"])[: cfg.max_prompts]
             tc = time.perf_counter()
@@ -118,8 +127,8 @@ def train_one_epoch(sam, data: coco.CocoSet, items: list[dict], cache: Embedding
             low, full = targets.get(data, img["id"])
             target, full = low[: len(anns)].to(device), full[: len(anns)]
             shape = (img["height"], img["width"])
-            boxes = jitter_boxes(prompts_of(anns), cfg.box_jitter, *shape, rng)
-            points = sample_points(full, boxes, cfg.points_inside, cfg.points_outside, rng)
+            boxes = jitter_boxes(prompts_of(anns), cfg.box_jitter, *shape, prompt_rng)
+            points = sample_points(full, boxes, cfg.points_inside, cfg.points_outside, prompt_rng)
             with torch.autocast(device.type, enabled=use_amp):
                 logits, iou_pred = decode(sam, emb, boxes, points, shape, transform)
                 parts = mask_losses(logits[:, 0].float(), target, iou_pred[:, 0], cfg.mask_loss)
@@ -128,14 +137,17 @@ def train_one_epoch(sam, data: coco.CocoSet, items: list[dict], cache: Embedding
             scaler.scale(loss).backward()
             loss_total += float(loss.detach())
             ious += parts["true_iou"].tolist()
+        if d.enabled:  # what DistributedDataParallel does, for a step of several forward passes
+            distributed.average_gradients(params, d)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         step += 1
         losses.append(loss_total)
         seconds.append(time.perf_counter() - t0)
-    return {"step": step, "loss": float(np.mean(losses)) if losses else None,
-            "train_iou": float(np.mean(ious)) if ious else None, "encoder_calls": cache.encoder_calls,
+    loss = distributed.mean(float(np.mean(losses)), d) if losses else None
+    iou = distributed.mean(float(np.mean(ious)), d) if ious else None
+    return {"step": step, "loss": loss, "train_iou": iou, "encoder_calls": cache.encoder_calls,
             "lr": scheduler.get_last_lr()[0], "seconds_per_step": seconds, "cache_seconds": cache_s}
 
 
@@ -182,27 +194,51 @@ def _decoder_state(sam, cfg: SamConfig) -> dict:
     return state
 
 
-def _random_states(rng: np.random.Generator) -> dict:
-    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(), "python": random.getstate()}
+def _random_states(order_rng: np.random.Generator, prompt_rng: np.random.Generator, d: distributed.Dist) -> dict:
+    """Random states to resume from: the shared order, and each rank's prompt jitter."""
+    return {"numpy": order_rng.bit_generator.state, "torch": torch.get_rng_state(), "python": random.getstate(),
+            "prompts": distributed.gather(prompt_rng.bit_generator.state, d)}
 
 
 def main(cfg: SamConfig, out: Path, resume: bool = False, cache_dir: Path | None = None, progress: bool = True) -> dict:
-    """Train as configured into ``out`` (or continue the run there); returns ``summary.json``'s content."""
+    """Train as configured into ``out`` (or continue the run there); returns ``summary.json``'s
+    content. Under ``torchrun --nproc_per_node N`` each process trains on its shard of every step,
+    the embedding cache is computed sharded and written once, and rank 0 alone writes the run."""
+    device = pick_device(cfg.device)
+    d = distributed.setup(device)
+    if device.type == "cuda" and d.enabled:
+        device = torch.device("cuda", d.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        return _main(cfg, Path(out), resume, cache_dir, progress, device, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _main(cfg: SamConfig, out: Path, resume: bool, cache_dir: Path | None, progress: bool, device: torch.device,
+          d: distributed.Dist) -> dict:
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    out = Path(out)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    device = pick_device(cfg.device)
+    order_rng = np.random.default_rng(cfg.seed)
+    prompt_rng = np.random.default_rng([cfg.seed, d.rank])
     checkpoint = torch_file(out / "last.pt", "SAM training checkpoint", weights_only=False) if resume else None
+    if checkpoint is not None and len(checkpoint["random"]["prompts"]) != d.world:
+        raise OptionError(f"the run was trained by {len(checkpoint['random']['prompts'])} process(es), not {d.world}",
+                          out, "resume it with the same number of processes")
     subsets = load_subsets(cfg.data)
     train_set = subsets["train"]
     items = [img for img in train_set.images if train_set.annotations(img["id"])]
     if not items:
         raise OptionError("the training COCO file has no annotations", train_set.path)
     sam = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed).to(device)
-    out.mkdir(parents=True, exist_ok=True)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+    distributed.barrier(d)
     cache = EmbeddingCache(sam, cache_dir or out / "embeddings", encoder_identity(cfg.model_type, cfg.checkpoint, cfg.seed))
+    cache.fill([s.images_dir / img["file_name"] for s in subsets.values() for img in s.images
+                if s.annotations(img["id"])], d.rank, d.world)  # the images training and evaluation prompt
+    distributed.barrier(d)  # every embedding is on disk before any rank reads one
     transform = ResizeLongestSide(sam.image_encoder.img_size)
     targets = Targets(SPECS[cfg.model_type].image_size)
     eval_sets = {k: v for k, v in subsets.items() if k != "train"}
@@ -211,10 +247,10 @@ def main(cfg: SamConfig, out: Path, resume: bool = False, cache_dir: Path | None
     params = [p for m in trained_parts(sam, cfg) for p in m.parameters()]
     for p in params:
         p.requires_grad_(True)
-    total = cfg.max_steps or cfg.epochs * math.ceil(len(items) / cfg.images_per_step)
+    total = cfg.max_steps or cfg.epochs * math.ceil(len(items) / (cfg.images_per_step * d.world))
     optimizer, scheduler = build_optimizer(cfg, params, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
-    epoch, step, records, seconds = 0, 0, [], []
+    epoch, step, records, seconds, before = 0, 0, [], [], {}
     if checkpoint is not None:
         sam.mask_decoder.load_state_dict(checkpoint["model"]["mask_decoder"])
         if "prompt_encoder" in checkpoint["model"]:
@@ -223,31 +259,37 @@ def main(cfg: SamConfig, out: Path, resume: bool = False, cache_dir: Path | None
         scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
         epoch, step, records, before = checkpoint["epoch"], checkpoint["step"], checkpoint["records"], checkpoint["before"]
-        rng.bit_generator.state = checkpoint["random"]["numpy"]
+        order_rng.bit_generator.state = checkpoint["random"]["numpy"]
+        prompt_rng.bit_generator.state = checkpoint["random"]["prompts"][d.rank]
         torch.set_rng_state(checkpoint["random"]["torch"])
         random.setstate(checkpoint["random"]["python"])
-    else:
+    elif d.main:
         before = {name: evaluate(sam, s, cache, transform) for name, s in eval_sets.items()}
         (out / "config.yaml").write_text(configs.dump(cfg))
     while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
-        record = train_one_epoch(sam, train_set, items, cache, targets, optimizer, scheduler, scaler, cfg, rng,
-                                 transform, step)
+        record = train_one_epoch(sam, train_set, items, cache, targets, optimizer, scheduler, scaler, cfg, order_rng,
+                                 prompt_rng, transform, step, d)
         epoch, step = epoch + 1, record["step"]
         seconds += record.pop("seconds_per_step")
         records.append({"epoch": epoch, **record})
-        torch.save({"model": _decoder_state(sam, cfg), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
-                    "records": records, "before": before, "random": _random_states(rng)}, out / "last.pt")
-        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        if progress:
+        states = _random_states(order_rng, prompt_rng, d)  # every rank takes part in the gather
+        if d.main:
+            torch.save({"model": _decoder_state(sam, cfg), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                        "step": step, "records": records, "before": before, "random": states}, out / "last.pt")
+            (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        if progress and d.main:
             from rich.console import Console
 
             loss, iou = record["loss"], record["train_iou"]
             Console(stderr=True).print(f"epoch {epoch}: loss {'-' if loss is None else f'{loss:.4f}'}, train IoU "
                                        f"{'-' if iou is None else f'{iou:.3f}'}, encoder calls {cache.encoder_calls}")
+    encoder_calls = sum(distributed.gather(cache.encoder_calls, d))
+    if not d.main:
+        return {}
     torch.save(_decoder_state(sam, cfg), out / "decoder.pt")
     after = {name: evaluate(sam, s, cache, transform, out / f"overlay_{name}.png") for name, s in eval_sets.items()}
-    summary = {"steps": step, "epochs": epoch, "encoder_calls": cache.encoder_calls,
+    summary = {"steps": step, "epochs": epoch, "processes": d.world, "encoder_calls": encoder_calls,
                "seconds_per_step": round(float(np.median(seconds)), 4) if seconds else None,
                "embedding_cache_seconds": round(sum(r.get("cache_seconds", 0.0) for r in records), 2),
                "gpu_max_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,

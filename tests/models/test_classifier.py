@@ -30,9 +30,9 @@ from mvtec2coco.models.classifier.network import ARCHS, ModelConfig, build_model
 from mvtec2coco.models.common.metrics import auroc, classification_metrics  # noqa: E402
 from mvtec2coco.models.common.weights import WeightsNotFoundError, load_state_dict  # noqa: E402
 
-from .helpers import run_cli  # noqa: E402
+from ..helpers import run_cli, stop_after  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs" / "classifier").glob("0*.yaml"))  # experiments; default.yaml is tested apart
 
 
@@ -191,6 +191,7 @@ def two_runs(tiny_mvtec, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_tiny_run_trains_and_writes_everything(two_runs):
     run = two_runs[0]
     for name in ("best.pt", "last.pt", "metrics.jsonl", "summary.json", "config.yaml", "confusion_val.png",
@@ -208,6 +209,7 @@ def test_tiny_run_trains_and_writes_everything(two_runs):
     assert state["classes"] == summary["classes"]
 
 
+@pytest.mark.slow
 def test_eval_and_compare(two_runs, tmp_path):
     result = run_cli("classifier", "eval", two_runs[0], "--device", "auto")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -243,6 +245,7 @@ def test_ddp_two_processes_on_cpu(tiny_mvtec, tmp_path):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_sweep_trains_each_config_then_compares(tiny_mvtec, tmp_path):
     md = tmp_path / "sweep.md"
     overrides = [a for o in _tiny_overrides(tiny_mvtec)[:-1] + ["train.epochs=1", f"out={tmp_path / 'runs'}"]
@@ -253,6 +256,7 @@ def test_sweep_trains_each_config_then_compares(tiny_mvtec, tmp_path):
     assert len(md.read_text().splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights(tiny_mvtec, tmp_path, monkeypatch):
     """A run stopped after its second epoch and resumed ends with the weights of an unstopped run:
     model, optimizer, scheduler, epoch and random states all come back."""
@@ -264,15 +268,8 @@ def test_resume_reaches_the_same_weights(tiny_mvtec, tmp_path, monkeypatch):
     cfg = load_config(CONFIGS[0], sets)
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     cls_train.main(cfg, whole, torch.device("cpu"), distributed.Dist(), progress=False)
-    real, calls = cls_train.train_one_epoch, []
-
-    def stop_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cls_train, "train_one_epoch", stop_after_two)
+    real = cls_train.train_one_epoch
+    monkeypatch.setattr(cls_train, "train_one_epoch", stop_after(2, real))
     with pytest.raises(KeyboardInterrupt):
         cls_train.main(cfg, stopped, torch.device("cpu"), distributed.Dist(), progress=False)
     monkeypatch.setattr(cls_train, "train_one_epoch", real)
@@ -287,6 +284,7 @@ def test_resume_reaches_the_same_weights(tiny_mvtec, tmp_path, monkeypatch):
     assert [r["lr"] for r in a["records"]] == [r["lr"] for r in b["records"]]
 
 
+@pytest.mark.slow
 def test_resume_refuses_new_settings_and_a_new_run_refuses_an_old_folder(two_runs):
     result = run_cli("classifier", "train", "--resume", two_runs[0], "--set", "train.epochs=9")
     assert result.returncode == 2 and "--set cannot be given" in result.stderr

@@ -13,7 +13,7 @@ from mvtec2coco.models.common.metrics import auroc  # noqa: E402
 from mvtec2coco.models.patchcore.metrics import best_f1_threshold, pro_auc, pro_curve  # noqa: E402
 from mvtec2coco.models.patchcore.model import greedy_coreset, nearest_distance  # noqa: E402
 
-from .helpers import run_cli  # noqa: E402
+from ..helpers import run_cli  # noqa: E402
 
 
 def test_coreset_size_and_coverage_against_brute_force():
@@ -81,6 +81,7 @@ def fitted(tiny_mvtec, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_fit_saves_a_self_contained_run(fitted):
     info = json.loads((fitted / "run.json").read_text())
     assert info["train_images"] == 8 and info["bank"] == round(info["patches"] * 0.25)
@@ -88,6 +89,7 @@ def test_fit_saves_a_self_contained_run(fitted):
     assert state["bank"].shape == (info["bank"], 64) and "extractor" in state
 
 
+@pytest.mark.slow
 def test_eval_reports_per_type_and_draws_heatmaps(fitted):
     result = run_cli("patchcore", "eval", fitted, "--device", "auto")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -99,6 +101,7 @@ def test_eval_reports_per_type_and_draws_heatmaps(fitted):
     assert (fitted / "heatmaps.png").stat().st_size > 2000
 
 
+@pytest.mark.slow
 def test_annotate_writes_drafts_that_load_and_verify(fitted, tiny_mvtec, tmp_path):
     import contextlib
     import io
@@ -130,6 +133,7 @@ def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
     assert "resnet18-f37072fd.pth" in result.stderr and str(tmp_path / "th") in result.stderr
 
 
+@pytest.mark.slow
 def test_annotate_refined_with_sam(fitted, tiny_mvtec, tmp_path):
     pytest.importorskip("segment_anything")
     from mvtec2coco.models.sam.network import build_sam

@@ -9,7 +9,7 @@ from mvtec2coco.datasets.imageio import load_mask
 from mvtec2coco.geometry.masks import instances
 from mvtec2coco.synth import generate
 
-from .helpers import tree_digest
+from ..helpers import tree_digest
 
 
 def test_same_seed_same_bytes(tmp_path):

@@ -22,7 +22,7 @@ from mvtec2coco.models.yolo_world.text_embeddings import (  # noqa: E402
     save_table,
 )
 
-from .helpers import run_cli  # noqa: E402
+from ..helpers import run_cli  # noqa: E402
 
 TRAIN = ["--set", "epochs=1", "--set", "imgsz=128", "--set", "batch=8", "--device", "cpu", "--set", "workers=0"]
 WORLD = ["--set", "model=yolov8s-worldv2.yaml"]
@@ -66,6 +66,7 @@ def test_missing_clip_weights_message(tmp_path):
     assert "--set text_encoder=random" in str(err.value)
 
 
+@pytest.mark.slow
 def test_world_training_writes_best_and_summary(world_run):
     assert (world_run / "weights" / "best.pt").is_file()
     assert (world_run / "text_embeddings_clip_ViT-B_32.pt").is_file()
@@ -75,6 +76,7 @@ def test_world_training_writes_best_and_summary(world_run):
         assert {"map50", "map50_95", "precision", "recall", "per_class"} <= set(summary[split])
 
 
+@pytest.mark.slow
 def test_world_training_with_open_clip_encoder(converted, tmp_path):
     run = tmp_path / "clip"
     result = run_cli("yolo-world", "train", "--data", converted / "yolo" / "data.yaml", *WORLD, "--set",
@@ -85,6 +87,7 @@ def test_world_training_with_open_clip_encoder(converted, tmp_path):
     assert set(table) == {"bent", "broken_large", "broken_small", "contamination", "thread"}
 
 
+@pytest.mark.slow
 def test_saved_model_predicts_in_a_fresh_process_without_text_encoder(world_run, converted, tmp_path):
     script = f"""
 import sys
@@ -123,6 +126,7 @@ main()
         assert a["area"] == pytest.approx(w * h)
 
 
+@pytest.mark.slow
 def test_eval_writes_metrics(world_run, converted):
     result = run_cli("yolo-world", "eval", world_run, "--data", converted, "--split", "val", "--device", "auto")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -130,6 +134,7 @@ def test_eval_writes_metrics(world_run, converted):
     assert set(metrics["per_class"]) <= {"bent", "broken_large", "broken_small", "contamination", "thread"}
 
 
+@pytest.mark.slow
 def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
     run = tmp_path / "plain"
     result = run_cli("yolo-world", "train", "--data", converted, "--set", "model=yolov8n.yaml", "--out", run, *TRAIN)
@@ -138,6 +143,7 @@ def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
     assert summary["world"] is False and (run / "weights" / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_missing_weights_messages(converted, tmp_path):
     run = tmp_path / "run"  # never the default runs/ of the current directory: that is the checkout
     result = run_cli("yolo-world", "train", "--data", converted, "--set", f"model={tmp_path / 'yolov8s-worldv2.pt'}",

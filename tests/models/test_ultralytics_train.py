@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import run_cli
+from ..helpers import run_cli
 
 pytest.importorskip("ultralytics")
 

@@ -18,7 +18,7 @@ from mvtec2coco.models.sam.config import SamConfig  # noqa: E402
 from mvtec2coco.models.sam.data import jitter_boxes, low_res_target, mask_losses  # noqa: E402
 from mvtec2coco.models.sam.train import main as train_sam  # noqa: E402
 
-from .helpers import run_cli  # noqa: E402
+from ..helpers import run_cli, stop_after  # noqa: E402
 
 
 def make_blob_dataset(root: Path, defects: int = 16) -> Path:
@@ -59,6 +59,7 @@ def trained(blob_coco, tmp_path_factory):
     return run, summary
 
 
+@pytest.mark.slow
 def test_training_iou_rises(trained):
     run, summary = trained
     curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -70,6 +71,7 @@ def test_training_iou_rises(trained):
         assert (run / name).is_file()
 
 
+@pytest.mark.slow
 def test_embedding_cache_is_reused(trained):
     run, summary = trained
     curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -78,6 +80,7 @@ def test_embedding_cache_is_reused(trained):
     assert all(torch.load(p, weights_only=True).dtype == torch.float16 for p in (run / "embeddings").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_trained_parts_and_loads_on_cpu(trained):
     run, _ = trained
     state = torch.load(run / "decoder.pt", map_location="cpu", weights_only=False)
@@ -133,6 +136,7 @@ def _load_results(gt_file: Path, out: Path):
         return gt, gt.loadRes(str(out / "results.json"))
 
 
+@pytest.mark.slow
 def test_predict_with_ground_truth_prompts_is_keyed_by_the_ground_truth(trained, blob_coco, tmp_path):
     run, _ = trained
     out = tmp_path / "pred"
@@ -200,6 +204,7 @@ def test_boxes_are_found_by_relative_path_never_by_bare_file_name(tmp_path):
     assert len({i.file_name for i in folder.images}) == 9
 
 
+@pytest.mark.slow
 def test_predict_from_a_detector_results_file(trained, blob_coco, tmp_path):
     run, _ = trained
     gt_file = blob_coco / "instances_test.json"
@@ -241,6 +246,7 @@ def test_predict_from_a_detector_run(blob_coco, tmp_path):
     assert len(dt.getAnnIds()) >= 1 and set(dt.getImgIds()) <= set(gt.getImgIds())
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights(blob_coco, tmp_path, monkeypatch):
     """A run stopped after its second epoch and resumed ends with the weights of an unstopped run."""
     from mvtec2coco.models.sam import train as sam_train
@@ -251,15 +257,7 @@ def test_resume_reaches_the_same_weights(blob_coco, tmp_path, monkeypatch):
     train_sam(cfg, whole, progress=False)
     stopped = tmp_path / "stopped"
     real = sam_train.train_one_epoch
-    calls = []
-
-    def stop_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sam_train, "train_one_epoch", stop_after_two)
+    monkeypatch.setattr(sam_train, "train_one_epoch", stop_after(2, real))
     with pytest.raises(KeyboardInterrupt):
         train_sam(cfg, stopped, progress=False)
     monkeypatch.setattr(sam_train, "train_one_epoch", real)
@@ -272,6 +270,7 @@ def test_resume_reaches_the_same_weights(blob_coco, tmp_path, monkeypatch):
     assert (whole / "metrics.jsonl").read_text() != "" and len((stopped / "metrics.jsonl").read_text().splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_names_the_official_files(blob_coco, tmp_path):
     result = run_cli("sam", "train", "--data", blob_coco.parent, "--set", f"checkpoint={tmp_path / 'sam_vit_b_01ec64.pth'}",
                      "--set", "model_type=vit_b", "--out", tmp_path / "run")
@@ -279,3 +278,35 @@ def test_missing_checkpoint_names_the_official_files(blob_coco, tmp_path):
     assert not (tmp_path / "run").exists()
     for name in ("sam_vit_b_01ec64.pth", "sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth", "--set checkpoint="):
         assert name in result.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_work_and_the_cache(blob_coco, tmp_path):
+    """torchrun with 2 CPU processes: each image is encoded by one rank and written once, each
+    step's images are split between the ranks, rank 0 alone writes the run."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", "29613",
+           "-m", "mvtec2coco", "sam", "train", "--data", str(blob_coco.parent), "--device", "cpu", "--out", str(run)]
+    for s in ("model_type=tiny", "checkpoint=none", "epochs=3", "images_per_step=2", "lr=3e-3", "warmup_steps=2"):
+        cmd += ["--set", s]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("SAM mean IoU") == 1  # one process reports
+    summary = json.loads((run / "summary.json").read_text())
+    annotated = sum(1 for name in ("train", "val", "test")
+                    for img in json.loads((blob_coco / f"instances_{name}.json").read_text())["images"]
+                    if any(a["image_id"] == img["id"] for a in json.loads(
+                        (blob_coco / f"instances_{name}.json").read_text())["annotations"]))
+    assert summary["processes"] == 2 and summary["encoder_calls"] == annotated
+    assert len(list((run / "embeddings").glob("*.pt"))) == annotated and not list((run / "embeddings").glob(".*"))
+    train_images = sum(1 for _ in json.loads((blob_coco / "instances_train.json").read_text())["images"])
+    assert summary["steps"] <= 3 * -(-train_images // 4)  # 2 images per rank per step: half the steps of one process
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3 and (run / "decoder.pt").is_file()
+    assert torch.load(run / "last.pt", weights_only=False)["random"]["prompts"][0] != \
+        torch.load(run / "last.pt", weights_only=False)["random"]["prompts"][1]

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .helpers import tree_digest
+from ..helpers import tree_digest
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 MASK = "bottle/ground_truth/broken_large/000_mask.png"
@@ -860,7 +860,13 @@ def clean_count(tiny_mvtec, tmp_path_factory) -> int:
     return CLEAN_COUNT["tiny"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# The fast tier (make test-fast) runs one case in eight of those that start no model (a model's
+# imports take seconds per case); make test runs them all.
+FAST = {c.id for c in CASES[: len(CASES) - len(trainer_cases())][::8]}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=() if c.id in FAST else pytest.mark.slow)
+                                  for c in CASES])
 def test_fault(case: Case, tiny_mvtec, clean_count):
     if case.needs_root and not IS_ROOT:
         pytest.skip("mounting a small tmpfs needs root")
@@ -937,6 +943,7 @@ def _wait_for_tree(parent: Path, proc: subprocess.Popen) -> None:
 
 @pytest.mark.parametrize("signum,group", [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True),
                                           (signal.SIGINT, True)], ids=["term", "hup", "term-group", "int-group"])
+@pytest.mark.slow
 def test_signal_leaves_nothing(bottle, tmp_path, signum, group):
     """``timeout`` and ``docker stop`` send SIGTERM to the main process, a terminal's hang-up
     SIGHUP; a process group gets them all. Each is handled like Ctrl-C: nothing is left."""
@@ -952,6 +959,7 @@ def test_signal_leaves_nothing(bottle, tmp_path, signum, group):
     assert tree_digest(bottle) == before
 
 
+@pytest.mark.slow
 def test_sigterm_during_synth(tmp_path):
     proc = _start(["synth", str(tmp_path / "ds"), "--preset", "bottle"])
     _wait_for_tree(tmp_path, proc)
@@ -961,6 +969,7 @@ def test_sigterm_during_synth(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_stale_tree_the_next_run_removes(bottle, tmp_path):
     out = tmp_path / "out"
     proc = _start(["convert", str(bottle), "--format", "all", "--images", "copy", "--out", str(out)])
@@ -977,6 +986,7 @@ def test_sigkill_leaves_a_stale_tree_the_next_run_removes(bottle, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.slow
 def test_a_live_run_is_not_disturbed(tiny_mvtec, tmp_path):
     """A marked tree whose process still runs (here: this test) is not removed: the second run refuses."""
     from mvtec2coco.runtime.staging import STAGING_MARKER, owner
