@@ -62,7 +62,7 @@ def render(family: str) -> str:
     cls = FAMILIES[family]
     head = [f"# Every setting of `mvtec2coco {COMMANDS[family]} train` with the code's default (written by",
             "# tools/write_default_configs.py; a test keeps it equal to the code). Copy it, change what you need,",
-            f"# and pass it with --config; --set key=value overrides single settings."]
+            "# and pass it with --config; --set key=value overrides single settings."]
     return "\n".join(head + lines_of(cls, cls())) + "\n"
 
 

@@ -13,6 +13,50 @@ def test_help_lists_every_command():
         assert "Example: mvtec2coco" in run_cli(command, "--help", check=True).stdout
 
 
+FAMILIES = ("classifier", "patchcore", "yolo-world", "sam")
+
+
+def _commands():
+    """(path, click command) of every command, from the app itself."""
+    import typer.main
+
+    from mvtec2coco.cli import app
+
+    root = typer.main.get_command(app)
+    found = []
+    for name, command in root.commands.items():
+        subs = getattr(command, "commands", None)
+        found += [((name, sub), c) for sub, c in subs.items()] if subs else [((name,), command)]
+    return found
+
+
+def test_the_four_families_share_one_grammar():
+    result = run_cli("--help", check=True)
+    commands = dict(_commands())
+    for family in FAMILIES:
+        assert family in result.stdout
+        for verb in ("train", "eval", "predict"):
+            assert (family, verb) in commands, (family, verb)
+    for path, command in commands.items():
+        assert "Example: mvtec2coco " + " ".join(path) in (command.help or ""), path
+
+
+def test_every_device_option_is_the_same_and_takes_auto():
+    """One --device: no default of its own (the config's, auto), the same vocabulary everywhere."""
+    from mvtec2coco.models.common.devices import pick_device, ultralytics_device
+
+    with_device = [(path, p) for path, c in _commands() for p in c.params if p.name == "device"]
+    assert len(with_device) >= 11
+    for path, param in with_device:
+        assert param.default is None, path
+        assert "auto" in param.help and "cuda:N" in param.help, path
+    import torch
+
+    gpu = torch.cuda.is_available()
+    assert pick_device("auto").type == ("cuda" if gpu else "cpu")
+    assert ultralytics_device("auto") == ("0" if gpu else "cpu")
+
+
 def test_version():
     assert run_cli("--version", check=True).stdout.startswith("mvtec2coco 0.")
 
