@@ -380,7 +380,7 @@ def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str
             coco.CocoImage(s.relpath, result.width, result.height, (job.class_id or 0) + 1, result.coco))
     for subset, images in members.items():
         if images:
-            coco.write(root / "annotations" / f"instances_{subset}.json", images, names, supers, subset)
+            coco.write(coco.subset_path(root, subset), images, names, supers, subset)
 
 
 def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], split: Split,

@@ -27,7 +27,7 @@ from .classes import class_name, class_names
 from .datasets import load_dataset
 from .datasets.imageio import JPEG_EOI, load_mask, opencv_single_threaded
 from .errors import OptionError, VerificationError
-from .formats import FORMATS
+from .formats import FORMATS, coco, yolo
 from .geometry.masks import Instance, instances, iou
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
@@ -167,11 +167,9 @@ def _load_coco_files(folder: Path, subsets: set[str], expected: list[str], probl
     """Load each subset's COCO file once (forked workers inherit them) and check what is file-wide:
     the categories must be exactly ``expected`` with ids 1..N, ids unique, references valid.
     Returns the class names by category id - 1 as the files give them."""
-    from .formats import coco
-
     names = list(expected)
     for subset in sorted(subsets):
-        path = folder / "annotations" / f"instances_{subset}.json"
+        path = coco.subset_path(folder, subset)
         rel = path.relative_to(folder).as_posix()
         try:
             if not path.is_file():
@@ -218,8 +216,6 @@ def _coco_file_problems(rel: str, data: dict, expected: list[str]) -> list[str]:
 
 def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[str]:
     """The class names of ``data.yaml``, which must equal ``expected``; ``expected`` if unreadable."""
-    from .formats import yolo
-
     path = folder / "data.yaml"
     try:
         if not path.is_file():
@@ -399,23 +395,23 @@ def _image_data_problem(path: Path) -> str | None:
 
 
 def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[dict], list[np.ndarray]]:
-    path = str(folder / "annotations" / f"instances_{subset}.json")
+    path = str(coco.subset_path(folder, subset))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(folder, {subset}, [], [])
         if path not in _COCO_FILES:
             raise VerificationError("its COCO file cannot be read back", path)
-    coco, by_name, _ = _COCO_FILES[path]
+    index, by_name, _ = _COCO_FILES[path]
     image = by_name.get(sample.relpath)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
     if (image.get("width"), image.get("height")) != (sample.width, sample.height):
         raise VerificationError(f"COCO size {image.get('width')}x{image.get('height')} differs from the image "
                                 f"({sample.width}x{sample.height})", path)
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))  # type: ignore[attr-defined]
+    anns = index.loadAnns(index.getAnnIds(imgIds=[image["id"]]))  # type: ignore[attr-defined]
     masks = []
     for a in anns:
         try:
-            masks.append(coco.annToMask(a))  # type: ignore[attr-defined]
+            masks.append(index.annToMask(a))  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - pycocotools on a malformed segmentation
             raise VerificationError(f"annotation {a.get('id')}: segmentation cannot be decoded "
                                     f"({type(exc).__name__})", path) from exc

@@ -176,6 +176,11 @@ def load(path: Path | str, images_dir: Path | None = None) -> CocoSet:
     return CocoSet(path, Path(images_dir) if images_dir else subset_images_dir(path), coco)
 
 
+def subset_path(root: Path, subset: str) -> Path:
+    """Where a conversion keeps a subset's COCO file: ``ROOT/annotations/instances_<subset>.json``."""
+    return Path(root) / "annotations" / f"instances_{subset}.json"
+
+
 def subset_images_dir(path: Path) -> Path:
     """``OUT/images/<subset>`` for ``OUT/annotations/instances_<subset>.json``."""
     subset = Path(path).stem.removeprefix("instances_")
@@ -187,7 +192,7 @@ def subset_file(out: Path | str, split: str) -> Path:
     ``--format all``, ``OUT/coco/annotations``."""
     out = Path(out)
     for root in (out, out / "coco"):
-        path = root / "annotations" / f"instances_{split}.json"
+        path = subset_path(root, split)
         if path.is_file():
             return path
     raise CocoFileError(f"no COCO ground truth for subset '{split}'", out,

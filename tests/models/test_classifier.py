@@ -290,3 +290,23 @@ def test_resume_refuses_new_settings_and_a_new_run_refuses_an_old_folder(two_run
     assert result.returncode == 2 and "--set cannot be given" in result.stderr
     result = run_cli("classifier", "train", "--config", CONFIGS[0], "--out", two_runs[0])
     assert result.returncode == 2 and "already holds files" in result.stderr and "--resume" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_is_keyed_by_the_ground_truth(two_runs, tiny_mvtec, tmp_path):
+    conversion = tmp_path / "conv"
+    run_cli("convert", tiny_mvtec, "--format", "coco", "--out", conversion, check=True)
+    out = tmp_path / "pred"
+    result = run_cli("classifier", "predict", two_runs[0], "--data", conversion, "--split", "test", "--out", out,
+                     "--device", "auto")
+    assert result.returncode == 0, result.stderr[-2000:]
+    gt = json.loads((conversion / "annotations" / "instances_test.json").read_text())
+    pred = json.loads((out / "predictions.json").read_text())
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in pred["images"]] == gt["images"]
+    classes = pred["info"]["classes"]
+    for image in pred["images"]:
+        probs = image["probabilities"]
+        assert list(probs) == classes and abs(sum(probs.values()) - 1) < 1e-4
+        assert image["score"] == pytest.approx(1 - probs["good"], abs=1e-5)
+        assert image["label"] == max(probs, key=probs.get)
+    assert pred["annotations"] == [] and json.loads((out / "results.json").read_text()) == []  # image level only

@@ -148,3 +148,29 @@ def test_annotate_refined_with_sam(fitted, tiny_mvtec, tmp_path):
     report = json.loads((out / "coco" / "report.json").read_text())
     assert report["draft"] is True
     assert run_cli("verify", out / "coco").returncode == 0  # SAM's masks went through the same geometry
+
+
+@pytest.mark.slow
+def test_predict_is_keyed_by_the_ground_truth_and_loads_for_cocoeval(fitted, tiny_mvtec, tmp_path):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    conversion = tmp_path / "conv"
+    run_cli("convert", tiny_mvtec, "--format", "coco", "--out", conversion, check=True)
+    run_cli("patchcore", "eval", fitted, check=True)  # chooses the pixel threshold
+    out = tmp_path / "pred"
+    result = run_cli("patchcore", "predict", fitted, "--data", conversion, "--split", "test", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    gt_file = conversion / "annotations" / "instances_test.json"
+    gt = json.loads(gt_file.read_text())
+    pred = json.loads((out / "predictions.json").read_text())
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in pred["images"]] == gt["images"]
+    assert all(i["score"] >= 0 for i in pred["images"]) and pred["categories"] == gt["categories"]
+    assert pred["info"]["pixel_threshold"] is not None and pred["annotations"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = COCO(str(gt_file)).loadRes(str(out / "results.json"))
+    for a in pred["annotations"]:
+        ys, xs = np.nonzero(dt.annToMask(dt.anns[a["id"]]))
+        assert a["area"] == len(xs) and a["bbox"] == [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]

@@ -262,7 +262,7 @@ def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray],
         data_yaml["path"] = str(final)
         (folder / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         return
-    path = folder / "annotations" / "instances_train.json"
+    path = coco.subset_path(folder, "train")
     data = coco.read_json(path)
     names = {img["id"]: img for img in data["images"]}
     for ann in data["annotations"]:
