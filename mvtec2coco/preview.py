@@ -91,9 +91,7 @@ def _yolo_items(folder: Path, subset: str | None, fmt: str) -> list:
         header = read_header(image)  # the size only: the tile decodes the image once, later
         h, w = header.height, header.width
         anns = []
-        for line in label.read_text().splitlines() if label.is_file() else []:
-            values = [float(v) for v in line.split()]
-            cls, coords = int(values[0]), np.array(values[1:])
+        for cls, coords in yolo.read_labels(label):
             if fmt == "yolo":
                 cx, cy, bw, bh = coords * [w, h, w, h]
                 anns.append((names[cls], [cx - bw / 2, cy - bh / 2, bw, bh], None))

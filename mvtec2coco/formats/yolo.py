@@ -100,9 +100,27 @@ def read_data_yaml(path: Path | str) -> dict:
 
 
 def class_names(data: dict) -> list[str]:
-    """``names`` of a data.yaml as a list in class-id order (it may be a list or an id mapping)."""
-    names = data["names"]
+    """``names`` of a data.yaml as a list in class-id order."""
+    return names_list(data["names"])
+
+
+def names_list(names: dict | list) -> list[str]:
+    """Class names in class-id order from a list or an id mapping (data.yaml, an ultralytics model)."""
     return [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+
+
+def read_labels(path: Path | str) -> list[tuple[int, np.ndarray]]:
+    """The rows of a label file as (class id, normalised coordinates): 4 for a box (centre x, y,
+    width, height), 2 per vertex for a polygon; a missing file has no rows (a background image)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if line.strip():
+            values = [float(v) for v in line.split()]
+            rows.append((int(values[0]), np.asarray(values[1:], np.float64)))
+    return rows
 
 
 def find_data_yaml(out: Path | str) -> Path:

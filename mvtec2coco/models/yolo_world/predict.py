@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...formats.coco import write_predictions
+from ...formats.yolo import names_list
 from ...geometry.boxes import coco_bbox
 from ..common.devices import ultralytics_device
 from ..common.inputs import PredictInputs, category_ids
@@ -21,10 +22,8 @@ def detect(model, inputs: PredictInputs, conf: float, imgsz: int, device: str, m
     """Boxes of ``model`` on every input image: (categories, COCO result annotations, edges convention)."""
     import cv2
 
-    raw = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
-    gt_names = [c["name"] for c in inputs.categories]
-    by_text = {world_text(n): n for n in gt_names}
-    names = [by_text.get(raw[i], raw[i]) for i in sorted(raw)]
+    by_text = {world_text(c["name"]): c["name"] for c in inputs.categories}
+    names = [by_text.get(n, n) for n in names_list(model.names)]
     categories, ids = category_ids(inputs, names)
     annotations = []
     if plots is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ...errors import Mvtec2CocoError, OptionError
-from ...formats.yolo import class_names, find_data_yaml, read_data_yaml
+from ...formats.yolo import class_names, find_data_yaml, names_list, read_data_yaml
 from ...runtime.ultralytics_env import quiet_offline_ultralytics
 from ..common.devices import ultralytics_device
 from .predict import world_text
@@ -198,7 +198,7 @@ def _metrics(model, data_yaml: Path, split: str, run: Path, device: str = "auto"
         return None
     r = model.val(data=str(data_yaml), split=split, plots=False, verbose=False, project=str(Path(run).absolute()),
                   name=f"val_{split}", exist_ok=True, device=ultralytics_device(device))
-    names = r.names if isinstance(r.names, dict) else dict(enumerate(r.names))
+    names = dict(enumerate(names_list(r.names)))
     per_class = {}
     for i, c in enumerate(r.box.ap_class_index):
         per_class[names[int(c)]] = {"ap50": float(r.box.ap50[i]), "ap50_95": float(r.box.ap[i]),
@@ -246,7 +246,7 @@ def evaluate_detector(weights: Path, data_yaml: Path, split: str = "test", out: 
         raise OptionError(f"data.yaml has no '{split}' subset", data_yaml)
     if world:
         texts = [world_text(n) for n in _names(data_yaml)]
-        model_names = list(model.names.values()) if isinstance(model.names, dict) else list(model.names)
+        model_names = names_list(model.names)
         if model_names != texts:
             raise OptionError(f"the model was trained on classes {model_names}, the data has {texts}", data_yaml,
                               "evaluate on the data the model was trained on")
