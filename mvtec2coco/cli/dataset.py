@@ -236,3 +236,68 @@ def preview(
 
     path = render_preview(out, n, image_path, subset)
     out_console.print(f"preview written to {path}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    predictions: Annotated[Path, typer.Argument(help="predictions.json of `<family> predict` (or its folder).")],
+    gt: Annotated[Path, typer.Option("--gt", help="The conversion the predictions were made on.")],
+    split: Annotated[str, typer.Option("--split", help="Subset the predictions cover.")] = "test",
+    val: Annotated[Path | None, typer.Option("--val", help="predictions.json of the same model on the val subset: "
+                                             "it chooses the thresholds.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="metrics.json to write (default: beside the "
+                                             "predictions).")] = None,
+) -> None:
+    """Score any family's predictions with the one evaluation: image AUROC / AP (and thresholded metrics with
+    --val), pixel AUROC / AUPRO / Dice, COCOeval box and mask AP, overall and per defect type.
+
+    Example: mvtec2coco evaluate pred/patchcore --gt demo/all --split test --val pred/patchcore_val
+    """
+    from ..evaluate import evaluate as run_evaluate
+    from ..runtime.staging import write_file
+
+    target = out or (predictions if predictions.is_dir() else predictions.parent) / "metrics.json"
+    check_output_file(target, [gt])
+    result = run_evaluate(predictions, gt, split, val)
+    write_file(target, json.dumps(result, indent=2) + "\n", [gt])
+    from ..compare import COLUMNS, row
+
+    result["_name"] = target.parent.name
+    table = Table(title=f"{result['family']} on {split} ({result['image']['images']} images)")
+    for col in COLUMNS[1:12]:
+        table.add_column(col, justify="left" if col in ("family", "model") else "right")
+    table.add_row(*row(result)[1:12])
+    out_console.print(table)
+    if result["thresholds"]["chosen_on"] is None:
+        err_console.print("note: no --val predictions: thresholded metrics (balanced accuracy, F1, Dice) are not "
+                          "computed", markup=False)
+    out_console.print(f"metrics: {target}")
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="metrics.json files of `evaluate`, or the folders holding them.")],
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Also draw the bars and ROC curves (PNG).")] = None,
+) -> None:
+    """One table (a row per run) and one figure over every approach; a metric a run lacks is a dash.
+
+    Example: mvtec2coco compare pred/* --markdown compare.md --plot compare.png
+    """
+    from ..compare import COLUMNS, load, markdown, plot, row
+    from ..runtime.staging import write_file
+
+    for given in (markdown_path, plot_path):
+        if given is not None:
+            check_output_file(given, list(runs))
+    loaded = [load(r) for r in runs]
+    table = Table(title="which approach finds the defects best")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("run", "family", "model") else "right")
+    for m in loaded:
+        table.add_row(*row(m))
+    out_console.print(table)
+    if markdown_path:
+        out_console.print(f"markdown written to {write_file(markdown_path, markdown(loaded))}")
+    if plot_path:
+        out_console.print(f"figure written to {plot(loaded, plot_path)}")

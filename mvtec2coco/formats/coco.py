@@ -205,10 +205,15 @@ def subset_file(out: Path | str, split: str) -> Path:
 
 def write_predictions(folder: Path, images: list[dict], categories: list[dict], annotations: list[dict],
                       meta: dict) -> Path:
-    """``predictions.json`` (images keyed by the ground truth's ids, categories, scored
-    annotations, what was run) and ``results.json`` (the annotations alone: COCO's results
-    format, for ``COCO.loadRes``). Annotation ids are given here, 1..N in order."""
+    """``predictions.json`` (images keyed by the ground truth's ids, each with its image-level
+    anomaly ``score`` — the family's own, else its best annotation's, else 0 — categories,
+    scored annotations, what was run) and ``results.json`` (the annotations alone: COCO's
+    results format, for ``COCO.loadRes``). Annotation ids are given here, 1..N in order."""
     numbered = [{"id": i, **{k: v for k, v in a.items() if k != "id"}} for i, a in enumerate(annotations, 1)]
+    best: dict[int, float] = {}
+    for a in numbered:
+        best[a["image_id"]] = max(best.get(a["image_id"], 0.0), float(a["score"]))
+    images = [img if img.get("score") is not None else {**img, "score": best.get(img["id"], 0.0)} for img in images]
     results = [{k: v for k, v in a.items() if k != "id"} for a in numbered]
     data = {"info": {"description": "mvtec2coco predictions", "version": __version__, **meta},
             "images": images, "categories": categories, "annotations": numbered}
@@ -222,3 +227,20 @@ def write_predictions(folder: Path, images: list[dict], categories: list[dict], 
 def write_json(path: Path, data: dict) -> None:
     """A COCO dictionary written the way ``write`` writes it (compact)."""
     path.write_text(json.dumps(data, separators=_COMPACT))
+
+
+def read_predictions(path: Path | str) -> dict:
+    """A ``predictions.json`` of ``predict``: a COCO file whose images are keyed by a ground
+    truth and whose annotations carry scores, with ``info`` saying what made it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "predictions.json"
+    data = read_json(path)
+    if "mvtec2coco predictions" not in str(data.get("info", {}).get("description", "")):
+        raise CocoFileError("not a predictions.json of `mvtec2coco <family> predict`", path)
+    bad = [a.get("id") for a in data["annotations"] if not isinstance(a.get("score"), (int, float))
+           or not isinstance(a.get("bbox"), list)]
+    if bad:
+        raise CocoFileError(f"annotation(s) {bad[:5]} lack a score or a bbox", path)
+    data["info"]["path"] = str(path)
+    return data

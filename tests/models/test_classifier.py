@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
+from mvtec2coco.metrics.image import auroc  # noqa: E402
 from mvtec2coco.models.classifier.config import load_config  # noqa: E402
 from mvtec2coco.models.classifier.longtail import (  # noqa: E402
     FocalLoss,
@@ -27,7 +28,7 @@ from mvtec2coco.models.classifier.longtail import (  # noqa: E402
     log_prior,
 )
 from mvtec2coco.models.classifier.network import ARCHS, ModelConfig, build_model, parameter_groups  # noqa: E402
-from mvtec2coco.models.common.metrics import auroc, classification_metrics  # noqa: E402
+from mvtec2coco.models.common.metrics import classification_metrics  # noqa: E402
 from mvtec2coco.models.common.weights import WeightsNotFoundError, load_state_dict  # noqa: E402
 
 from ..helpers import run_cli, stop_after  # noqa: E402

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mvtec2coco.models.common.metrics import auroc  # noqa: E402
-from mvtec2coco.models.patchcore.metrics import best_f1_threshold, pro_auc, pro_curve  # noqa: E402
+from mvtec2coco.metrics.image import auroc, best_f1_threshold  # noqa: E402
+from mvtec2coco.metrics.pixel import pro_auc, pro_curve  # noqa: E402
 from mvtec2coco.models.patchcore.model import greedy_coreset, nearest_distance  # noqa: E402
 
 from ..helpers import run_cli  # noqa: E402
@@ -50,7 +50,7 @@ def test_pro_by_hand():
     maps[0, 0, 0] = 0.9  # half of A
     maps[0, 3, 3] = 0.8  # all of B
     maps[0, 2, 2] = 0.7  # one false positive among 13 normal pixels
-    fpr, pro = pro_curve(maps, masks, thresholds=50)
+    fpr, pro = pro_curve(maps, masks)
     at = {round(f, 4): p for f, p in zip(fpr, pro)}
     assert at[0.0] == pytest.approx(0.75)  # thresholds between 0.7 and 0.9: (1/2 + 1) / 2
     assert at[round(1 / 13, 4)] == pytest.approx(0.75)

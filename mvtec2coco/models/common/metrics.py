@@ -6,30 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ...metrics.image import auroc
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(m, (y_true, y_pred), 1)
     return m
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve via the rank statistic (ties count half); None with one class only.
-
-    Vectorised (sort + tie groups), so millions of pixel scores take well under a second.
-    """
-    scores, positive = np.asarray(scores, float).ravel(), np.asarray(positive, bool).ravel()
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat(mean_rank, counts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:

@@ -20,11 +20,12 @@ import torch
 from ...datasets import load_dataset
 from ...datasets.imageio import is_image_file, load_mask
 from ...errors import OptionError
+from ...metrics.image import auroc, best_f1_threshold
+from ...metrics.pixel import pro_auc
 from ...records import GOOD, Sample
 from ..classifier.data import ImageCache, normalize
 from ..common.devices import pick_device
 from .config import PatchCoreRunConfig
-from .metrics import auroc, best_f1_threshold, pro_auc
 from .model import PatchCore
 
 TEST_SPLITS = ("test", "test_public")
@@ -337,12 +338,13 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
     categories, ids = category_ids(inputs, names)
     label = "anomaly" if "anomaly" in ids else names[0]  # PatchCore cannot tell defect types apart
     cache = ImageCache(model.config.image_size)
-    images, annotations = [], []
+    images, annotations, small = [], [], []
     for start in range(0, len(inputs.images), batch_size):
         chunk = inputs.images[start : start + batch_size]
         maps, scores = model.score(_tensor(cache, [i.path for i in chunk]))
         for image, amap, score in zip(chunk, maps, scores):
             images.append({**image.record(), "score": round(float(score), 6)})
+            small.append(amap)
             if threshold is None:
                 continue
             full = cv2.resize(amap, (image.width, image.height), interpolation=cv2.INTER_LINEAR)
@@ -355,5 +357,20 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
                                                      "counts": rle["counts"].decode("ascii")},
                                     "area": int(region.sum()), "bbox": coco_bbox(edges_of_mask(region)),
                                     "score": round(float(full[region].max()), 6), "iscrowd": 0})
-    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "pixel_threshold": threshold, **inputs.meta()}
+    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "pixel_threshold": threshold,
+            "anomaly_maps": _write_maps(Path(out) / "maps", [i.id for i in inputs.images], small), **inputs.meta()}
     return write_predictions(Path(out), images, categories, annotations, meta)
+
+
+def _write_maps(folder: Path, ids: list[int], maps: list[np.ndarray]) -> dict:
+    """Each anomaly map as a 16-bit PNG at the model's input resolution, scaled to one [low, high]
+    range for all images: value = low + pixel / 65535 * (high - low)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    low = float(min(m.min() for m in maps)) if maps else 0.0
+    high = float(max(m.max() for m in maps)) if maps else 1.0
+    span = max(high - low, 1e-12)
+    for image_id, amap in zip(ids, maps):
+        cv2.imwrite(str(folder / f"{image_id:05d}.png"), np.round((amap - low) / span * 65535).astype(np.uint16))
+    size = int(maps[0].shape[-1]) if maps else 0
+    return {"folder": folder.name, "scale": [low, high], "resolution": [size, size],
+            "note": "value = low + pixel / 65535 * (high - low); resized to each image's own size for evaluation"}

@@ -1,0 +1,215 @@
+"""One evaluation for every approach: the predictions of any family on a converted subset,
+scored against that subset's ground truth with the same metrics.
+
+What a family's predictions allow is computed, nothing else (a missing metric stays missing,
+never a zero):
+
+- image level (is this image defective?): AUROC and average precision of the image scores; at a
+  threshold chosen on the validation subset's predictions (F1-optimal there, never on the
+  subset evaluated): balanced accuracy, F1, precision, recall and the confusion matrix;
+- pixel level (where is the defect?): AUROC and AUPRO (to FPR 0.3, normalised) of the pixel
+  scores — an anomaly map, or each pixel's highest scoring predicted mask — and Dice and IoU of
+  the map thresholded at the validation-chosen pixel threshold;
+- instance level (how many defects of which kind?): COCOeval box and mask AP, AP50, AP75, AP per
+  class and the recall of small defects.
+
+Each is given overall and per defect type (that type's images with the good images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import OptionError
+from .formats import coco
+from .metrics.image import at_threshold, auroc, average_precision, best_f1_threshold, roc_curve
+from .metrics.instance import coco_metrics, has_masks
+from .metrics.pixel import dice_iou, pro_auc
+
+
+@dataclass
+class Scored:
+    """One prediction file set against its ground truth, image by image in ground-truth id order."""
+
+    gt: coco.CocoSet
+    predictions: dict
+    ids: list[int]
+    defective: np.ndarray  # (N,) bool
+    types: list[str | None]  # defect type of each image, None for good ones
+    scores: np.ndarray  # (N,) image scores
+
+    def pixel_maps(self, root: Path) -> list[np.ndarray] | None:
+        """Per image a float map at the image's size, or None when the family gives no pixels."""
+        return _pixel_maps(self, root)
+
+    def truth(self) -> list[np.ndarray]:
+        out = []
+        for image_id in self.ids:
+            img = self.gt.coco.imgs[image_id]
+            mask = np.zeros((img["height"], img["width"]), bool)
+            for m in self.gt.masks(image_id):
+                mask |= m > 0
+            out.append(mask)
+        return out
+
+
+def score_against(predictions_path: Path, gt_file: Path) -> Scored:
+    """Read predictions and check they belong to ``gt_file``: the same image ids with the same
+    file names, every image of the subset present, categories by the same ids and names."""
+    data = coco.read_predictions(predictions_path)
+    gt = coco.load(gt_file)
+    where = Path(data["info"]["path"])
+    gt_images = {img["id"]: img for img in gt.images}
+    predicted = {img["id"]: img for img in data["images"]}
+    wrong = [i for i, img in predicted.items() if i not in gt_images or gt_images[i]["file_name"] != img["file_name"]]
+    if wrong:
+        raise OptionError(f"{len(wrong)} predicted image(s) are not images of this ground truth (first: id {wrong[0]})",
+                          where, f"predict with --data on the conversion of {gt_file}")
+    missing = sorted(set(gt_images) - set(predicted))
+    if missing:
+        raise OptionError(f"the predictions lack {len(missing)} of the subset's {len(gt_images)} images", where,
+                          "predict the whole subset with --data OUT --split SUBSET")
+    gt_names = {c["id"]: c["name"] for c in gt.coco.dataset["categories"]}
+    unknown = {c["id"] for c in data["categories"] if gt_names.get(c["id"]) != c["name"]}
+    if any(a["category_id"] in unknown for a in data["annotations"]):
+        raise OptionError("the predictions' categories differ from the ground truth's", where)
+    ids = sorted(gt_images)
+    best: dict[int, float] = {}
+    for a in data["annotations"]:
+        best[a["image_id"]] = max(best.get(a["image_id"], 0.0), float(a["score"]))
+    scores = np.array([float(predicted[i]["score"]) if predicted[i].get("score") is not None else best.get(i, 0.0)
+                       for i in ids])
+    types = []
+    for i in ids:
+        anns = gt.annotations(i)
+        types.append(gt_names[anns[0]["category_id"]] if anns else None)
+    return Scored(gt, data, ids, np.array([t is not None for t in types]), types, scores)
+
+
+def _pixel_maps(s: Scored, root: Path) -> list[np.ndarray] | None:
+    info = s.predictions["info"]
+    sizes = [(s.gt.coco.imgs[i]["height"], s.gt.coco.imgs[i]["width"]) for i in s.ids]
+    maps_info = info.get("anomaly_maps")
+    if maps_info:
+        lo, hi = maps_info["scale"]
+        out = []
+        for i, (h, w) in zip(s.ids, sizes):
+            path = root / maps_info["folder"] / f"{i:05d}.png"
+            small = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if small is None:
+                raise OptionError("anomaly map is missing or broken", path)
+            values = lo + small.astype(np.float32) / float(np.iinfo(small.dtype).max) * (hi - lo)
+            out.append(cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR))
+        return out
+    anns = s.predictions["annotations"]
+    if not has_masks(anns):
+        return None
+    from pycocotools import mask as mask_utils
+
+    by_image: dict[int, list[dict]] = {}
+    for a in anns:
+        by_image.setdefault(a["image_id"], []).append(a)
+    out = []
+    for i, (h, w) in zip(s.ids, sizes):
+        m = np.zeros((h, w), np.float32)
+        for a in by_image.get(i, []):
+            seg = a["segmentation"]
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
+            m = np.maximum(m, mask_utils.decode(rle).astype(np.float32) * float(a["score"]))
+        out.append(m)
+    return out
+
+
+def _image_block(scores: np.ndarray, defective: np.ndarray, threshold: float | None) -> dict:
+    block = {"images": int(len(scores)), "defective": int(defective.sum()), "auroc": auroc(scores, defective),
+             "ap": average_precision(scores, defective)}
+    if threshold is not None:
+        block.update({k: v for k, v in at_threshold(scores, defective, threshold).items() if k != "threshold"})
+    return block
+
+
+def _pixel_block(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float | None) -> dict:
+    flat_maps = np.concatenate([m.ravel() for m in maps])
+    flat_truth = np.concatenate([t.ravel() for t in truth])
+    block = {"auroc": auroc(flat_maps, flat_truth)}
+    same_size = len({m.shape for m in maps}) == 1
+    if same_size:
+        block["aupro"] = pro_auc(np.stack(maps), np.stack(truth).astype(np.uint8))
+    else:  # PRO per region needs one stack: pad to the largest image, padding counts as good, never scored
+        h = max(m.shape[0] for m in maps)
+        w = max(m.shape[1] for m in maps)
+        low = float(flat_maps.min()) - 1.0
+        stack = np.full((len(maps), h, w), low, np.float32)
+        gts = np.zeros((len(maps), h, w), np.uint8)
+        for k, (m, t) in enumerate(zip(maps, truth)):
+            stack[k, : m.shape[0], : m.shape[1]] = m
+            gts[k, : t.shape[0], : t.shape[1]] = t
+        block["aupro"] = pro_auc(stack, gts)
+    if threshold is not None:
+        block["dice"], block["iou"] = dice_iou(flat_maps >= threshold, flat_truth)
+    return block
+
+
+def _subsample(a: np.ndarray, n: int = 500_000) -> np.ndarray:
+    return a[:: max(1, len(a) // n)]
+
+
+def choose_thresholds(val: Scored, val_root: Path) -> dict:
+    """Image and pixel thresholds, each F1-optimal on the validation predictions."""
+    image_t, _ = best_f1_threshold(val.scores, val.defective)
+    pixel_t = None
+    maps = val.pixel_maps(val_root)
+    if maps is not None:
+        flat = np.concatenate([m.ravel() for m in maps])
+        truth = np.concatenate([t.ravel() for t in val.truth()])
+        pixel_t, _ = best_f1_threshold(_subsample(flat), _subsample(truth))
+    return {"image": image_t, "pixel": pixel_t, "chosen_on": "validation", "rule": "F1-optimal on the validation "
+            "subset's predictions"}
+
+
+def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: Path | None = None) -> dict:
+    """Every metric the predictions allow, overall and per defect type; the content of ``metrics.json``."""
+    gt_file = coco.subset_file(gt, split)
+    s = score_against(predictions, gt_file)
+    root = Path(s.predictions["info"]["path"]).parent
+    if val_predictions is not None:
+        val = score_against(val_predictions, coco.subset_file(gt, "val"))
+        thresholds = choose_thresholds(val, Path(val.predictions["info"]["path"]).parent)
+    else:
+        thresholds = {"image": None, "pixel": None, "chosen_on": None,
+                      "rule": "no validation predictions given (--val): thresholded metrics are not computed, "
+                              "since a threshold chosen on the evaluated images would flatter them"}
+    types = sorted({t for t in s.types if t})
+    result = {"predictions": str(Path(s.predictions["info"]["path"]).resolve()), "ground_truth": str(gt_file.resolve()),
+              "split": split, "family": s.predictions["info"].get("family"), "meta": s.predictions["info"],
+              "thresholds": thresholds, "image": _image_block(s.scores, s.defective, thresholds["image"]),
+              "pixel": None, "instance": {}, "per_type": {}}
+    fpr, tpr = roc_curve(s.scores, s.defective)
+    result["image"]["roc"] = {"fpr": fpr, "tpr": tpr}
+    maps = s.pixel_maps(root)
+    truth = s.truth() if maps is not None else None
+    if maps is not None:
+        result["pixel"] = _pixel_block(maps, truth, thresholds["pixel"])
+    anns = s.predictions["annotations"]
+    gives_instances = s.predictions["info"].get("family") not in ("classifier",)
+    if gives_instances:
+        result["instance"]["bbox"] = coco_metrics(s.gt.coco, anns, "bbox")
+        if has_masks(anns) or (not anns and s.predictions["info"].get("family") in ("sam", "patchcore")):
+            result["instance"]["segm"] = coco_metrics(s.gt.coco, anns, "segm")
+    for t in types:
+        keep = np.array([tt is None or tt == t for tt in s.types])
+        block = {"image": _image_block(s.scores[keep], s.defective[keep], thresholds["image"])}
+        if maps is not None:
+            block["pixel"] = _pixel_block([m for m, k in zip(maps, keep) if k], [g for g, k in zip(truth, keep) if k],
+                                          thresholds["pixel"])
+        for kind, m in result["instance"].items():
+            block.setdefault("instance", {})[kind] = {"ap": m["per_class"].get(t)}
+        result["per_type"][t] = block
+    return result
+
+
+__all__ = ["evaluate", "score_against"]

@@ -1,0 +1,1 @@
+"""Metrics of the one evaluation: image level (``image``), pixel level (``pixel``), instances (``instance``)."""

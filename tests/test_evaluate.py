@@ -1,0 +1,122 @@
+"""The one evaluation: perfect predictions score 1, random scores 0.5, a prediction file of another
+ground truth is refused; compare puts every run on one table with dashes for what a run lacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from mvtec2coco.errors import OptionError
+from mvtec2coco.evaluate import evaluate
+from mvtec2coco.formats.coco import write_predictions
+
+from .helpers import run_cli
+
+NAMES = ("crack", "hole")
+
+
+def write_ground_truth(out: Path, subset: str, n: int, seed: int) -> dict:
+    """A subset of ``n`` 24x24 images, half of them with one or two rectangular defects."""
+    rng = np.random.default_rng(seed)
+    images, anns = [], []
+    for i in range(1, n + 1):
+        defect = i % 2 == 0
+        kind = NAMES[i % 4 // 2] if defect else "good"
+        images.append({"id": i, "file_name": f"widget/{subset}/{kind}/{i:03d}.png", "width": 24, "height": 24})
+        for _ in range(int(rng.integers(1, 3)) if defect else 0):
+            m = np.zeros((24, 24), np.uint8)
+            y, x = (int(v) for v in rng.integers(0, 18, 2))
+            h, w = (int(v) for v in rng.integers(1, 6, 2))
+            m[y : y + h, x : x + w] = 1
+            rle = mask_utils.encode(np.asfortranarray(m))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": NAMES.index(kind) + 1,
+                         "segmentation": {"size": [24, 24], "counts": rle["counts"].decode()}, "area": int(m.sum()),
+                         "bbox": [x, y, w, h], "iscrowd": 0})
+    data = {"info": {}, "licenses": [], "images": images, "annotations": anns,
+            "categories": [{"id": k + 1, "name": n, "supercategory": "defect"} for k, n in enumerate(NAMES)]}
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (out / "annotations" / f"instances_{subset}.json").write_text(json.dumps(data))
+    return data
+
+
+@pytest.fixture(scope="module")
+def gt(tmp_path_factory) -> tuple[Path, dict, dict]:
+    out = tmp_path_factory.mktemp("gt") / "conv"
+    return out, write_ground_truth(out, "val", 40, 1), write_ground_truth(out, "test", 300, 2)
+
+
+def perfect(folder: Path, data: dict, gt_file: Path) -> Path:
+    """The ground truth itself, as predictions."""
+    defective = {a["image_id"] for a in data["annotations"]}
+    images = [{**img, "score": 1.0 if img["id"] in defective else 0.0} for img in data["images"]]
+    anns = [{k: a[k] for k in ("image_id", "category_id", "segmentation", "bbox", "area", "iscrowd")} | {"score": 1.0}
+            for a in data["annotations"]]
+    return write_predictions(folder, images, data["categories"], anns, {"family": "sam",
+                                                                         "ground_truth": str(gt_file.resolve())})
+
+
+def test_perfect_predictions_score_one(gt, tmp_path):
+    out, val, test = gt
+    pred = perfect(tmp_path / "test", test, out / "annotations" / "instances_test.json")
+    val_pred = perfect(tmp_path / "val", val, out / "annotations" / "instances_val.json")
+    m = evaluate(pred, out, "test", val_pred)
+    assert m["image"]["auroc"] == 1.0 and m["image"]["ap"] == 1.0 and m["image"]["balanced_accuracy"] == 1.0
+    assert m["image"]["confusion"] == [[150, 0], [0, 150]]
+    assert m["pixel"]["auroc"] == pytest.approx(1.0) and m["pixel"]["aupro"] == pytest.approx(1.0)
+    assert m["pixel"]["dice"] == pytest.approx(1.0) and m["pixel"]["iou"] == pytest.approx(1.0)
+    for kind in ("bbox", "segm"):
+        assert m["instance"][kind]["ap"] == pytest.approx(1.0) and m["instance"][kind]["ap50"] == pytest.approx(1.0)
+        assert set(m["instance"][kind]["per_class"]) == set(NAMES)
+    assert set(m["per_type"]) == set(NAMES) and m["per_type"]["crack"]["image"]["images"] == 225
+    assert m["thresholds"]["chosen_on"] == "validation"
+
+
+def test_random_scores_give_chance(gt, tmp_path):
+    out, _, test = gt
+    rng = np.random.default_rng(0)
+    images = [{**img, "score": float(rng.random())} for img in test["images"]]
+    pred = write_predictions(tmp_path, images, test["categories"], [], {"family": "classifier"})
+    m = evaluate(pred, out, "test")
+    assert abs(m["image"]["auroc"] - 0.5) < 0.1
+    assert m["pixel"] is None and m["instance"] == {}  # a classifier gives neither pixels nor instances
+    assert "balanced_accuracy" not in m["image"] and m["thresholds"]["chosen_on"] is None  # never chosen on test
+
+
+def test_predictions_of_another_ground_truth_are_refused(gt, tmp_path):
+    out, _, test = gt
+    images = [{**img, "file_name": img["file_name"].replace("widget", "gadget")} for img in test["images"]]
+    pred = write_predictions(tmp_path / "a", images, test["categories"], [], {"family": "classifier"})
+    with pytest.raises(OptionError, match="not images of this ground truth"):
+        evaluate(pred, out, "test")
+    pred = write_predictions(tmp_path / "b", test["images"][:-5], test["categories"], [], {"family": "classifier"})
+    with pytest.raises(OptionError, match="lack 5 of the subset's 300 images"):
+        evaluate(pred, out, "test")
+
+
+def test_evaluate_and_compare_commands(gt, tmp_path):
+    out, val, test = gt
+    perfect(tmp_path / "sam", test, out / "annotations" / "instances_test.json")
+    rng = np.random.default_rng(1)
+    write_predictions(tmp_path / "cls", [{**img, "score": float(rng.random())} for img in test["images"]],
+                      test["categories"], [], {"family": "classifier", "model": "resnet18", "parameters": 11_000_000})
+    for run in ("sam", "cls"):
+        result = run_cli("evaluate", tmp_path / run, "--gt", out, "--split", "test")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / run / "metrics.json").is_file()
+    md, png = tmp_path / "compare.md", tmp_path / "compare.png"
+    result = run_cli("compare", tmp_path / "sam", tmp_path / "cls" / "metrics.json", "--markdown", md, "--plot", png)
+    assert result.returncode == 0, result.stderr
+    lines = md.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| run | family | model |")
+    cls_row = [c.strip() for c in lines[3].split("|")[1:-1]]
+    assert cls_row[:3] == ["cls", "classifier", "resnet18"] and cls_row[-1] == "11,000,000"
+    assert cls_row[7] == "-" and cls_row[10] == "-"  # no pixel AUROC, no box AP50: a dash, never a zero
+    sam_row = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert sam_row[4] == "1.000" and sam_row[10] == "1.000"
+    assert png.stat().st_size > 10_000
+    bad = run_cli("evaluate", tmp_path / "cls", "--gt", out, "--split", "val")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not images of this ground truth" in bad.stderr
