@@ -30,6 +30,9 @@ from .metrics.image import at_threshold, auroc, average_precision, best_f1_thres
 from .metrics.instance import coco_metrics, has_masks
 from .metrics.pixel import dice_iou, pro_auc
 
+BOX_FAMILIES = ("yolo-world", "yolo", "sam")  # their predictions are instances, even when there are none
+MASK_FAMILIES = ("sam",)
+
 
 @dataclass
 class Scored:
@@ -106,7 +109,7 @@ def _pixel_maps(s: Scored, root: Path) -> list[np.ndarray] | None:
             out.append(cv2.resize(values, (w, h), interpolation=cv2.INTER_LINEAR))
         return out
     anns = s.predictions["annotations"]
-    if not has_masks(anns):
+    if not has_masks(anns) and not (not anns and info.get("family") in MASK_FAMILIES):
         return None
     from pycocotools import mask as mask_utils
 
@@ -195,10 +198,10 @@ def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: 
     if maps is not None:
         result["pixel"] = _pixel_block(maps, truth, thresholds["pixel"])
     anns = s.predictions["annotations"]
-    gives_instances = s.predictions["info"].get("family") not in ("classifier",)
-    if gives_instances:
+    family = s.predictions["info"].get("family")
+    if anns or family in BOX_FAMILIES:  # a detector that found nothing scores 0; a classifier has no instances
         result["instance"]["bbox"] = coco_metrics(s.gt.coco, anns, "bbox")
-        if has_masks(anns) or (not anns and s.predictions["info"].get("family") in ("sam", "patchcore")):
+        if has_masks(anns) or (not anns and family in MASK_FAMILIES):
             result["instance"]["segm"] = coco_metrics(s.gt.coco, anns, "segm")
     for t in types:
         keep = np.array([tt is None or tt == t for tt in s.types])

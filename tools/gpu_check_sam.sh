@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for SAM fine-tuning, on a machine with a CUDA GPU and no internet:
 # synth -> convert -> sam train (vit_b from random initialisation, no checkpoint needed)
-# for a bounded number of steps; prints embedding-cache time, step time and GPU memory. Target: < 8 minutes.
+# for a bounded number of steps; prints embedding-cache time, step time and GPU memory, then predicts val and
+# test with ground-truth box prompts and ends with the one evaluation's table. Target: < 8 minutes.
 # Usage: bash tools/gpu_check_sam.sh [WORKDIR] [STEPS]
 # PRESET, MODEL_TYPE and DEVICE override bottle / vit_b / cuda (the test suite smoke-runs it on CPU with tiny).
 set -euo pipefail
@@ -26,4 +27,9 @@ print(f"median optimizer step: {s['seconds_per_step']} s over {s['steps']} steps
 print(f"GPU memory (max allocated): {s['gpu_max_memory_mb']} MB")
 print(f"val IoU before -> after: {s['before']['val']['all']['iou']:.4f} -> {s['after']['val']['all']['iou']:.4f}")
 PY
+for split in val test; do
+    $PY -m mvtec2coco sam predict "$WORK/run" --data "$WORK/coco" --split $split --prompts ground-truth \
+        --device "$DEVICE" --out "$WORK/pred_$split"
+done
+$PY -m mvtec2coco evaluate "$WORK/pred_test" --gt "$WORK/coco" --split test --val "$WORK/pred_val"
 echo "wall time: $(( $(date +%s) - start )) s"

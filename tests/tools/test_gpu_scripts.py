@@ -32,3 +32,22 @@ def test_yolo_world_gpu_check_runs_on_cpu(tmp_path):
     result = run_script("gpu_check_yolo_world.sh", tmp_path / "yw", "1", PRESET="tiny", IMGSZ="128", DEVICE="cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mean time per epoch" in result.stdout and "val mAP50" in result.stdout
+
+
+@pytest.mark.slow
+def test_compare_demo_puts_all_four_families_on_one_table(tmp_path):
+    """tools/compare_demo.sh with the smallest settings: every family trains, predicts the same
+    converted test images, is evaluated and lands on one table and one figure."""
+    work = tmp_path / "compare"
+    result = subprocess.run(["bash", str(ROOT / "tools" / "compare_demo.sh"), str(work)], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=900,
+                            env={**os.environ, "PYTHON": sys.executable, "PRESET": "tiny", "EPOCHS": "1",
+                                 "YW_EPOCHS": "1", "IMGSZ": "64", "SAM_EPOCHS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in (work / "compare.md").read_text().splitlines()[2:]]
+    assert sorted(r[1] for r in rows) == ["classifier", "patchcore", "sam", "yolo-world"]
+    by_family = {r[1]: r for r in rows}
+    assert by_family["classifier"][7] == "-" and by_family["patchcore"][7] != "-"  # pixel AUROC: maps only
+    assert by_family["yolo-world"][10] != "-" and by_family["classifier"][10] == "-"  # box AP50: detectors only
+    assert all(r[4] != "-" for r in rows)  # every family says whether an image is defective
+    assert (work / "compare.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@ as ``predictions.json`` keyed by the ground truth. The image-level anomaly score
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ...formats.coco import write_predictions
 from ...records import GOOD
 from ..common.devices import pick_device
 from ..common.files import load_weights, torch_file
-from ..common.inputs import PredictInputs
+from ..common.inputs import PredictInputs, parameters, run_facts
 from .data import ImageCache, normalize
 from .network import build_model
 
@@ -43,6 +44,7 @@ def _loaded(model, weights):
 def predict(run: Path, inputs: PredictInputs, out: Path, device: str = "auto", batch_size: int = 32) -> Path:
     torch_device = pick_device(device)
     model, cfg, classes = load_best(run, torch_device)
+    began = time.perf_counter()
     cache = ImageCache(cfg.data.image_size)
     images = []
     good = classes.index(GOOD) if GOOD in classes else None
@@ -56,5 +58,7 @@ def predict(run: Path, inputs: PredictInputs, out: Path, device: str = "auto", b
                            "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)}})
     categories = inputs.categories or [{"id": i, "name": c, "supercategory": "defect"}
                                        for i, c in enumerate((c for c in classes if c != GOOD), 1)]
-    meta = {"family": "classifier", "run": str(Path(run).resolve()), "classes": classes, **inputs.meta()}
+    meta = {"family": "classifier", "run": str(Path(run).resolve()), "model": cfg.model.arch, "config": cfg.name,
+            "classes": classes, "parameters": parameters(model), "predict_seconds": round(time.perf_counter() - began, 2),
+            **run_facts(run, "summary.json", "train_images", "train_seconds"), **inputs.meta()}
     return write_predictions(Path(out), images, categories, [], meta)

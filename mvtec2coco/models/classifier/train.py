@@ -237,7 +237,9 @@ def main(cfg: ExperimentConfig, run_dir: Path, device: torch.device, d, progress
     distributed.barrier(d)
     best_state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best_state["model"])
-    result = {"best_epoch": best_epoch, "early_stopping_metric": metric, "classes": splits.classes}
+    result = {"best_epoch": best_epoch, "early_stopping_metric": metric, "classes": splits.classes,
+              "train_images": len(train_set), "train_seconds": round(sum(r["time_data_s"] + r["time_compute_s"]
+                                                                         for r in records), 2)}
     for name, dataset in (("val", val_set), ("test", test_set)):
         if len(dataset):
             probs, labels = predict(model, dataset, cfg.train.batch_size, device, d)

@@ -101,3 +101,20 @@ def category_ids(inputs: PredictInputs, names: list[str]) -> tuple[list[dict], d
         raise OptionError(f"the model's classes {unknown} are not categories of the ground truth "
                           f"{sorted(by_name)}", inputs.ground_truth, "predict on the conversion the model was trained on")
     return inputs.categories, by_name
+
+
+def parameters(*modules) -> int:
+    """Number of parameters of torch modules (for the comparison table)."""
+    return int(sum(p.numel() for m in modules for p in m.parameters()))
+
+
+def run_facts(run: Path, file: str, images_key: str, seconds_key: str) -> dict:
+    """Training images and seconds as the run's own summary file records them (absent: omitted)."""
+    import json
+
+    path = Path(run) / file
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: data[src] for k, src in (("train_images", images_key), ("train_seconds", seconds_key)) if src in data}

@@ -69,7 +69,14 @@ def fit(cfg: PatchCoreRunConfig, out: Path, progress: bool = False) -> dict:
     root, layout, config, batch_size = Path(cfg.data.root), cfg.data.layout, cfg.model, cfg.batch_size
     category = cfg.data.category or _only_category(root, layout)
     samples = _category_samples(root, category, layout)
-    train = [s for s in samples if s.split == "train" and s.label == GOOD]
+    if cfg.data.split == "official":
+        train = [s for s in samples if s.split == "train" and s.label == GOOD]
+    else:  # the train subset of a conversion, so that PatchCore never fits on an image it is judged on
+        from ...split import make_split
+
+        labeled = [s for s in samples if s.is_labeled]
+        subsets = make_split(labeled, cfg.data.split).subsets
+        train = [s for s in labeled if subsets[s.id] == "train" and s.label == GOOD]
     if not train:
         raise OptionError(f"no training good images in category '{category}'", root,
                           "PatchCore fits on <category>/train/good")
@@ -329,9 +336,10 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
 
     from ...formats.coco import write_predictions
     from ...geometry.boxes import coco_bbox, edges_of_mask
-    from ..common.inputs import category_ids
+    from ..common.inputs import category_ids, parameters
 
-    model, _ = load_run(Path(run), device)
+    model, info = load_run(Path(run), device)
+    began = time.perf_counter()
     path = Path(run) / "thresholds.json"
     threshold = float(json.loads(path.read_text())["pixel"]) if path.is_file() else None
     names = [c["name"] for c in inputs.categories] or ["anomaly"]
@@ -357,7 +365,10 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
                                                      "counts": rle["counts"].decode("ascii")},
                                     "area": int(region.sum()), "bbox": coco_bbox(edges_of_mask(region)),
                                     "score": round(float(full[region].max()), 6), "iscrowd": 0})
-    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "pixel_threshold": threshold,
+    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "model": f"PatchCore {model.config.backbone}",
+            "parameters": parameters(model.extractor), "memory_bank": int(model.bank.shape[0]),
+            "predict_seconds": round(time.perf_counter() - began, 2), "train_images": info.get("train_images"),
+            "train_seconds": info.get("fit_seconds"), "pixel_threshold": threshold,
             "anomaly_maps": _write_maps(Path(out) / "maps", [i.id for i in inputs.images], small), **inputs.meta()}
     return write_predictions(Path(out), images, categories, annotations, meta)
 

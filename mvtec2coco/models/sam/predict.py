@@ -9,6 +9,7 @@ never by bare name), or a detector run here (``--detector best.pt``).
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ from ...errors import OptionError
 from ...formats import coco
 from ...geometry.boxes import coco_bbox, edges_of_bbox, edges_of_mask, sam_prompts
 from ..common.devices import pick_device
-from ..common.inputs import PredictInputs, category_ids
+from ..common.inputs import PredictInputs, category_ids, parameters, run_facts
 from .data import EmbeddingCache, decode, encoder_identity, load_trained, read_rgb, upsample
 from .network import build_sam
 
@@ -82,12 +83,16 @@ def predict_sam(checkpoint: str, model_type: str, inputs: PredictInputs, boxes: 
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="mvtec2coco-sam-") as scratch:  # no cache left behind unless asked
         cache = EmbeddingCache(sam, cache_dir or Path(scratch), encoder_identity(model_type, checkpoint, seed))
-        return _predict(sam, transform, cache, inputs, boxes, out, {
-            "family": "sam", "model_type": model_type, "checkpoint": str(checkpoint),
-            "trained": str(Path(trained).resolve()) if trained else None, **inputs.meta()})
+        facts = run_facts(Path(trained).parent, "summary.json", "train_images", "train_seconds") if trained else {}
+        start = time.perf_counter()
+        path = _predict(sam, transform, cache, inputs, boxes, out, {
+            "family": "sam", "model": f"SAM {model_type}{' fine-tuned' if trained else ''}", "model_type": model_type,
+            "checkpoint": str(checkpoint), "trained": str(Path(trained).resolve()) if trained else None,
+            "parameters": parameters(sam), **facts, **inputs.meta()}, start)
+        return path
 
 
-def _predict(sam, transform, cache, inputs: PredictInputs, boxes: Boxes, out: Path, meta: dict) -> Path:
+def _predict(sam, transform, cache, inputs: PredictInputs, boxes: Boxes, out: Path, meta: dict, start: float) -> Path:
     from pycocotools import mask as mask_utils
 
     torch_device = next(sam.parameters()).device
@@ -124,6 +129,7 @@ def _predict(sam, transform, cache, inputs: PredictInputs, boxes: Boxes, out: Pa
                 cv2.putText(overlay, label, (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1,
                             cv2.LINE_AA)
         cv2.imwrite(str(out / "overlays" / f"{image.id:05d}.png"), overlay)
+    meta["predict_seconds"] = round(time.perf_counter() - start, 2)
     return write(out, inputs, categories, annotations, meta)
 
 

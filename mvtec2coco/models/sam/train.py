@@ -290,6 +290,7 @@ def _main(cfg: SamConfig, out: Path, resume: bool, cache_dir: Path | None, progr
     torch.save(_decoder_state(sam, cfg), out / "decoder.pt")
     after = {name: evaluate(sam, s, cache, transform, out / f"overlay_{name}.png") for name, s in eval_sets.items()}
     summary = {"steps": step, "epochs": epoch, "processes": d.world, "encoder_calls": encoder_calls,
+               "train_images": len(items), "train_seconds": round(float(np.sum(seconds)), 2) if seconds else 0.0,
                "seconds_per_step": round(float(np.median(seconds)), 4) if seconds else None,
                "embedding_cache_seconds": round(sum(r.get("cache_seconds", 0.0) for r in records), 2),
                "gpu_max_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,

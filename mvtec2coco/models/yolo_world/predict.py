@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ...formats.coco import write_predictions
 from ...formats.yolo import names_list
 from ...geometry.boxes import coco_bbox
 from ..common.devices import ultralytics_device
-from ..common.inputs import PredictInputs, category_ids
+from ..common.inputs import PredictInputs, category_ids, parameters
 
 
 def world_text(name: str) -> str:
@@ -40,6 +41,31 @@ def detect(model, inputs: PredictInputs, conf: float, imgsz: int, device: str, m
     return categories, annotations
 
 
+def _model_of(run: Path) -> str:
+    from ..common import config as configs
+    from .train import DetectorConfig
+
+    return Path(configs.load(DetectorConfig, run / "config.yaml").model).name
+
+
+def _training_facts(run: Path) -> dict:
+    """Training seconds from ultralytics' results.csv (its cumulative ``time`` column), and the
+    number of training images from the run's summary."""
+    import csv
+
+    facts = {}
+    try:
+        rows = list(csv.DictReader((run / "results.csv").read_text().splitlines()))
+        times = [float(r["time"]) for r in rows if r.get("time")]
+        if times:
+            facts["train_seconds"] = round(times[-1], 1)
+    except (OSError, ValueError, KeyError):
+        pass
+    from ..common.inputs import run_facts
+
+    return {**run_facts(run, "summary.json", "train_images", "train_seconds"), **facts}
+
+
 def predict_detector(weights: Path, inputs: PredictInputs, out: Path, conf: float = 0.25, imgsz: int = 640,
                      device: str = "auto") -> Path:
     """Run the detector, write ``OUT/predictions.json`` and ``OUT/results.json``, plots in ``OUT/images``."""
@@ -47,6 +73,11 @@ def predict_detector(weights: Path, inputs: PredictInputs, out: Path, conf: floa
 
     model, world = load_detector(weights)
     out = Path(out)
+    start = time.perf_counter()
     categories, annotations = detect(model, inputs, conf, imgsz, device, plots=out / "images")
-    meta = {"family": "yolo-world" if world else "yolo", "weights": str(Path(weights).resolve()), **inputs.meta()}
+    run = Path(weights).parent.parent
+    meta = {"family": "yolo-world" if world else "yolo", "weights": str(Path(weights).resolve()),
+            "model": Path(str(getattr(model, "ckpt_path", None) or weights)).name if not (run / "config.yaml").is_file()
+            else _model_of(run), "parameters": parameters(model.model),
+            "predict_seconds": round(time.perf_counter() - start, 2), **_training_facts(run), **inputs.meta()}
     return write_predictions(out, [i.record() for i in inputs.images], categories, annotations, meta)

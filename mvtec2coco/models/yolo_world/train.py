@@ -207,6 +207,16 @@ def _metrics(model, data_yaml: Path, split: str, run: Path, device: str = "auto"
             "recall": float(r.box.mr), "per_class": per_class}
 
 
+def _train_images(data_yaml: Path) -> int | None:
+    """How many images the train subset of a data.yaml holds (a folder of images, as convert writes)."""
+    from ...datasets.imageio import is_image_file
+
+    data = read_data_yaml(data_yaml)
+    root = Path(data.get("path") or Path(data_yaml).parent)
+    folder = root / str(data.get("train", ""))
+    return sum(1 for f in folder.rglob("*") if is_image_file(f)) if data.get("train") and folder.is_dir() else None
+
+
 def _summarize(out: Path, data_yaml: Path, world: bool, device: str = "auto") -> dict:
     from ultralytics import YOLO, YOLOWorld
 
@@ -214,7 +224,7 @@ def _summarize(out: Path, data_yaml: Path, world: bool, device: str = "auto") ->
     if not best.is_file():
         raise Mvtec2CocoError("training wrote no best.pt", out)
     model = (YOLOWorld if world else YOLO)(str(best))
-    summary = {"weights": str(best), "world": world, "data": str(data_yaml)}
+    summary = {"weights": str(best), "world": world, "data": str(data_yaml), "train_images": _train_images(data_yaml)}
     for split in ("val", "test"):
         summary[split] = _metrics(model, data_yaml, split, out, device)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every family on the same converted test images, scored by one evaluation, on one table:
+# synth -> convert --format all -> train classifier, PatchCore, YOLO-World and SAM briefly (random
+# initialisation, small sizes: runs on a CPU) -> predict val and test -> evaluate -> compare.
+# Usage: bash tools/compare_demo.sh [WORKDIR]
+# PRESET (bottle), CATEGORY (bottle), DEVICE (auto), EPOCHS (classifier, 8), YW_EPOCHS (3), IMGSZ (320), SAM_EPOCHS (4)
+# override the defaults; the test suite runs it with PRESET=tiny and the smallest settings.
+set -euo pipefail
+WORK=${1:-/tmp/mvtec2coco_compare}
+PY=${PYTHON:-python3}
+PRESET=${PRESET:-bottle}
+DEVICE=${DEVICE:-auto}
+EPOCHS=${EPOCHS:-8}
+YW_EPOCHS=${YW_EPOCHS:-3}
+IMGSZ=${IMGSZ:-320}
+SAM_EPOCHS=${SAM_EPOCHS:-4}
+CLS_SIZE=${CLS_SIZE:-64}
+CATEGORY=${CATEGORY:-bottle}
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False YOLO_CONFIG_DIR="$WORK/.yolo_config"
+M="$PY -m mvtec2coco"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+rm -rf "$WORK"; mkdir -p "$WORK"
+start=$(date +%s)
+$M synth "$WORK/data" --preset "$PRESET"
+$M convert "$WORK/data" --category "$CATEGORY" --format all --out "$WORK/conv" --split 0.6,0.2,0.2  # defects in each subset
+SPLIT="$WORK/conv/split.csv"  # every family trains on the conversion's train subset only
+
+$M classifier train --config "$ROOT/configs/classifier/01_resnet18_baseline.yaml" --data "$WORK/data" \
+    --set data.split="$SPLIT" --set "data.categories=[$CATEGORY]" --set model.weights=none --set data.image_size="$CLS_SIZE" --set train.epochs="$EPOCHS" \
+    --set train.batch_size=16 --device "$DEVICE" --out "$WORK/runs/classifier"
+$M patchcore train --data "$WORK/data" --category "$CATEGORY" --set data.split="$SPLIT" --set model.backbone=resnet18 \
+    --set model.weights=none --set model.image_size=128 --set model.dim=128 --set model.coreset_ratio=0.05 \
+    --device "$DEVICE" --out "$WORK/runs/patchcore"
+$M yolo-world train --data "$WORK/conv" --set model=yolov8s-worldv2.yaml --set text_encoder=random \
+    --set epochs="$YW_EPOCHS" --set imgsz="$IMGSZ" --set batch=8 --set workers=0 --set plots=false \
+    --device "$DEVICE" --out "$WORK/runs/yolo_world"
+$M sam train --data "$WORK/conv" --set model_type=tiny --set checkpoint=none --set epochs="$SAM_EPOCHS" \
+    --set lr=3e-3 --device "$DEVICE" --out "$WORK/runs/sam"
+
+for split in val test; do
+    $M classifier predict "$WORK/runs/classifier" --data "$WORK/conv" --split $split --device "$DEVICE" \
+        --out "$WORK/pred/classifier_$split"
+    $M patchcore predict "$WORK/runs/patchcore" --data "$WORK/conv" --split $split --device "$DEVICE" \
+        --out "$WORK/pred/patchcore_$split"
+    $M yolo-world predict "$WORK/runs/yolo_world" --data "$WORK/conv" --split $split --conf 0.001 --imgsz "$IMGSZ" \
+        --device "$DEVICE" --out "$WORK/pred/yolo_world_$split"
+    $M sam predict "$WORK/runs/sam" --data "$WORK/conv" --split $split --device "$DEVICE" \
+        --boxes "$WORK/pred/yolo_world_$split/predictions.json" --out "$WORK/pred/yolo_world_sam_$split"
+done
+for run in classifier patchcore yolo_world yolo_world_sam; do
+    $M evaluate "$WORK/pred/${run}_test" --gt "$WORK/conv" --split test --val "$WORK/pred/${run}_val"
+done
+$M compare "$WORK"/pred/*_test --markdown "$WORK/compare.md" --plot "$WORK/compare.png"
+echo "table: $WORK/compare.md, figure: $WORK/compare.png; wall time: $(( $(date +%s) - start )) s"
