@@ -51,7 +51,7 @@ def train(
     options = {"data.root": str(data) if data else None, "train.device": device}
     if resume is not None:
         plan = resume_run(ExperimentConfig, resume, "last.pt", {"--config": config, "--set": overrides, "--data": data,
-                                                                 "--device": device, "--out": out})
+                                                                 "--out": out}, {"train.device": device})
     else:
         cfg = load_config(config, overrides or [], options)  # the file's stem names the run unless the file does
         plan = new_run(cfg, out or Path(cfg.out) / cfg.name)
@@ -107,6 +107,9 @@ def compare(
 
     Example: mvtec2coco classifier compare runs/classifier/* --markdown compare.md --plot curves.png
     """
+    for given in (markdown_path, plot_path):
+        if given is not None:
+            check_output_file(given, run_dirs)
     print_runs(run_dirs, markdown_path, plot_path)
 
 
@@ -132,7 +135,7 @@ def sweep(
     plans = [new_run(c, Path(c.out) / c.name) for c in loaded]
     for given in (markdown_path, plot_path):
         if given is not None:
-            check_output_file(given)
+            check_output_file(given, [*configs, *(Path(c.data.root) for c in loaded), *(p.out for p in plans)])
     runs = []
     for cfg, plan, path in zip(loaded, plans, configs):
         with run_folder(plan.out, [Path(cfg.data.root), path], keep=["last.pt"]):
@@ -152,8 +155,9 @@ def print_runs(run_dirs: list[Path], markdown_path: Path | None = None, plot_pat
         table.add_row(*row, style="bold green" if i == best else None)
     out_console.print(table)
     if markdown_path:
-        markdown_path.write_text(markdown(runs))
-        out_console.print(f"markdown written to {markdown_path}")
+        from ..runtime.staging import write_file
+
+        out_console.print(f"markdown written to {write_file(markdown_path, markdown(runs), run_dirs)}")
     if plot_path:
         plot_curves(runs, plot_path)
         out_console.print(f"curves written to {plot_path}")

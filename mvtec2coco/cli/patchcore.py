@@ -107,8 +107,8 @@ def annotate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     output_format: Annotated[str, typer.Option("--format", "-f", help="coco, yolo or yolo-seg.")] = "coco",
     threshold: Annotated[float | None, typer.Option(help="Pixel threshold (default: the one `eval` chose).")] = None,
-    min_area: Annotated[int, typer.Option(help="Drop draft regions smaller than this many pixels.")] = 16,
-    opening: Annotated[int, typer.Option(help="Morphological opening kernel size (1 = none).")] = 3,
+    min_area: Annotated[int, typer.Option(min=0, help="Drop draft regions smaller than this many pixels.")] = 16,
+    opening: Annotated[int, typer.Option(min=1, help="Morphological opening kernel size (1 = none).")] = 3,
     refine_with_sam: Annotated[Path | None, typer.Option(help="SAM checkpoint: each region's box prompts SAM.")]
     = None,
     sam_model_type: Annotated[str, typer.Option(help="vit_b, vit_l, vit_h or tiny.")] = "vit_b",
@@ -119,8 +119,13 @@ def annotate(
 
     Example: mvtec2coco patchcore annotate runs/patchcore/bottle new_images/ --out drafts --format coco
     """
+    import math
+
+    from ..errors import OptionError
     from ..models.patchcore.run import annotate as run_annotate
 
+    if threshold is not None and not math.isfinite(threshold):
+        raise OptionError(f"--threshold {threshold} is not a number")
     report = run_annotate(run, images, out, output_format, threshold, min_area, opening, device=device or "auto",
                           refine_with_sam=refine_with_sam, sam_model_type=sam_model_type, overwrite=overwrite)
     counts = report["images"]["train"]

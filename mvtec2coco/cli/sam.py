@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..runtime.paths import check_output_file
+from ..runtime.paths import check_inputs, check_output_file, resolve
 from ..runtime.staging import run_folder
 from .base import (
     ConfigOpt,
@@ -76,6 +76,8 @@ def train(
     options = {"data": str(data) if data else None, "device": device}
     plan = plan_run(SamConfig, "sam", config, overrides, options, out, resume, "last.pt")
     checkpoint = Path(plan.config.checkpoint) if plan.config.checkpoint != "none" else None
+    if cache_dir is not None:
+        check_inputs(resolve(cache_dir), [Path(plan.config.data), checkpoint], "embedding cache")
     with run_folder(plan.out, [Path(plan.config.data), checkpoint, config], keep=["last.pt"]):
         summary = main(plan.config, plan.out, plan.resume, cache_dir, progress=True)
     if not summary:  # another rank of torchrun: the first reports
@@ -128,6 +130,8 @@ def evaluate(
     if json_path is not None:
         check_output_file(json_path, [gt_file])
     subset = coco.load(gt_file)
+    if cache_dir is not None:
+        check_inputs(resolve(cache_dir), [data], "embedding cache")
     sam = build_sam(model_type, checkpoint, seed).to(pick_device(device or "auto"))
     tuned = load_trained(copy.deepcopy(sam), trained) if trained else None  # checked before any work
     with tempfile.TemporaryDirectory(prefix="mvtec2coco-sam-") as scratch:  # no cache left behind unless asked
@@ -154,8 +158,8 @@ def predict(
     detector: Annotated[Path | None, typer.Option("--detector", help="A YOLO / YOLO-World run or .pt: its boxes "
                                                   "prompt SAM.")] = None,
     model_type: ModelTypeOpt = "vit_b",
-    conf: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
-    max_det: Annotated[int, typer.Option(help="Detector boxes per image at most.")] = 100,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Detector confidence threshold.")] = 0.25,
+    max_det: Annotated[int, typer.Option(min=1, help="Detector boxes per image at most.")] = 100,
     device: DeviceOpt = None,
 ) -> None:
     """Boxes -> SAM masks -> predictions.json (RLE masks, scores): the path from a detector to pixel masks.

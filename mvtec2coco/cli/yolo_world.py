@@ -81,7 +81,7 @@ def print_detector(summary: dict) -> None:
 def evaluate(
     run: WeightsArg,
     data: Annotated[Path, typer.Option("--data", help="data.yaml of the conversion it was trained on, or its folder.")],
-    split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     device: DeviceOpt = None,
 ) -> None:
     """Box mAP50, mAP50-95, per-class AP, precision and recall; needs no text encoder (writes eval_<split>.json).
@@ -102,8 +102,8 @@ def predict(
     images: ImagesArg = None,
     data: DataSubsetOpt = None,
     split: SplitOpt = None,
-    conf: Annotated[float, typer.Option(help="Confidence threshold.")] = 0.25,
-    imgsz: Annotated[int, typer.Option(help="Inference image size.")] = 640,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence threshold.")] = 0.25,
+    imgsz: Annotated[int, typer.Option(min=32, help="Inference image size.")] = 640,
     device: DeviceOpt = None,
 ) -> None:
     """Boxes with scores as predictions.json (keyed by the ground truth with --data), annotated images.

@@ -141,6 +141,8 @@ def test_plain_yolo_baseline_through_the_same_command(converted, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world"] is False and (run / "weights" / "best.pt").is_file()
+    assert summary["train_images"] == len(list((converted / "yolo" / "images" / "train").rglob("*.png")))
+    assert not list(converted.rglob("*.cache"))  # ultralytics' label caches never land in the input
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from ...errors import OptionError
 
 COLUMNS = ("run", "model", "batch", "lr", "epochs", "optimizer", "method", "val acc", "val bal acc",
@@ -33,9 +31,18 @@ def load_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
         raise OptionError("no summary.json in the run folder", run_dir, "pass folders written by `classifier train`")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    from ..common import config as configs
+    from .config import ExperimentConfig
+
+    cfg = configs.to_dict(configs.load(ExperimentConfig, run_dir / "config.yaml"))
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OptionError(f"the run's summary.json or metrics.jsonl cannot be read ({type(exc).__name__})",
+                          run_dir) from exc
+    if not isinstance(summary, dict) or not all(isinstance(c, dict) for c in curve):
+        raise OptionError("the run's summary.json or metrics.jsonl is not what `classifier train` writes", run_dir)
     return {"dir": run_dir, "config": cfg, "summary": summary, "curve": curve}
 
 

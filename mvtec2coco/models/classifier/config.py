@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from ..common.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT
 from .network import ModelConfig
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    LIMITS: ClassVar[dict] = {"image_size": (8, None, True, False), "seed": NON_NEGATIVE}
+
     root: str = "demo/bottle"
     layout: str | None = None
     categories: tuple[str, ...] = ()
@@ -22,6 +26,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    LIMITS: ClassVar[dict] = {"lr": POSITIVE, "head_lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": UNIT,
+                              "step_size": AT_LEAST_ONE, "gamma": POSITIVE, "warmup_epochs": NON_NEGATIVE}
+
     optimizer: str = "adam"  # sgd | adam | adamw
     lr: float = 1e-3
     head_lr: float | None = None  # None: same as lr
@@ -35,6 +42,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    LIMITS: ClassVar[dict] = {"hflip": UNIT, "vflip": UNIT, "rotation": (0, 180, True, True), "color_jitter": UNIT}
+
     hflip: float = 0.5
     vflip: float = 0.0
     rotation: float = 0.0  # degrees
@@ -43,6 +52,10 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ImbalanceConfig:
+    LIMITS: ClassVar[dict] = {"cb_beta": (0, 1, True, False), "focal_gamma": NON_NEGATIVE, "tau": NON_NEGATIVE,
+                              "bcl_temperature": POSITIVE, "bcl_alpha": NON_NEGATIVE, "bcl_beta": NON_NEGATIVE,
+                              "bcl_dim": AT_LEAST_ONE}
+
     sampler: str = "none"  # none | class_balanced
     loss: str = "ce"  # ce | cb_ce | focal | logit_adjusted | balanced_softmax | bcl
     cb_beta: float = 0.999  # Cui et al.: effective number of samples
@@ -56,6 +69,9 @@ class ImbalanceConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    LIMITS: ClassVar[dict] = {"epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "seed": NON_NEGATIVE,
+                              "patience": NON_NEGATIVE, "num_workers": NON_NEGATIVE}
+
     epochs: int = 30
     batch_size: int = 32
     seed: int = 0

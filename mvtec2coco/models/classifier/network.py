@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +16,8 @@ ARCHS = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2", "efficientnet_b0
 
 @dataclass(frozen=True)
 class ModelConfig:
+    LIMITS: ClassVar[dict] = {"dropout": (0, 1, True, False), "freeze_stages": (0, None, True, False)}
+
     arch: str = "resnet18"
     weights: str = "none"  # none | imagenet | path/to/file.pth
     new_head: bool = True  # replace the ImageNet classifier by one sized for our classes

@@ -88,6 +88,33 @@ def _check(value: Any, hint: Any, key: str, source: Path | None) -> Any:
     return value
 
 
+Limit = tuple  # (low, high, low included, high included); None: no bound on that side
+AT_LEAST_ONE: Limit = (1, None, True, False)
+POSITIVE: Limit = (0, None, False, False)
+NON_NEGATIVE: Limit = (0, None, True, False)
+UNIT: Limit = (0, 1, True, True)  # [0, 1]
+FRACTION: Limit = (0, 1, False, True)  # (0, 1]
+
+
+def _within(value: Any, limit: Limit, key: str, source: Path | None) -> None:
+    import math
+
+    low, high, low_in, high_in = limit
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bad = (isinstance(value, float) and not math.isfinite(value)) \
+        or (low is not None and (value < low or (value == low and not low_in))) \
+        or (high is not None and (value > high or (value == high and not high_in)))
+    if bad:
+        if high is None:
+            span = f"at least {low}" if low_in else f"greater than {low}"
+        elif low is None:
+            span = f"at most {high}" if high_in else f"less than {high}"
+        else:
+            span = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+        raise ConfigError(f"setting '{key}' must be {span}, not {value!r}", source)
+
+
 def build(cls: type[C], values: dict, source: Path | None = None, where: str = "") -> C:
     """``cls`` from a mapping: unknown keys and wrong types are ConfigErrors naming the key."""
     if not isinstance(values, dict):
@@ -105,7 +132,10 @@ def build(cls: type[C], values: dict, source: Path | None = None, where: str = "
             kwargs[name] = build(hint, value if value is not None else {}, source, f"{where}{name}.")
         else:
             kwargs[name] = _check(value, hint, f"{where}{name}", source)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    for name, limit in getattr(cls, "LIMITS", {}).items():  # ranges: also defaults, since LIMITS may be new
+        _within(getattr(built, name), limit, f"{where}{name}", source)
+    return built
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:

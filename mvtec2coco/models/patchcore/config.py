@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .model import PatchCoreConfig
 
@@ -17,6 +18,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PatchCoreRunConfig:
+    LIMITS: ClassVar[dict] = {"batch_size": (1, None, True, False)}
+
     data: DataConfig = field(default_factory=DataConfig)
     model: PatchCoreConfig = field(default_factory=PatchCoreConfig)
     batch_size: int = 8  # images per feature-extraction batch

@@ -12,6 +12,7 @@ projection to ``projection_dim`` dimensions for speed. Nearest-neighbour search 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import OptionError
+from ..common.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE
 from ..common.weights import load_state_dict
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
@@ -26,6 +28,10 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 
 @dataclass(frozen=True)
 class PatchCoreConfig:
+    LIMITS: ClassVar[dict] = {"image_size": (32, None, True, False), "dim": AT_LEAST_ONE, "coreset_ratio": FRACTION,
+                              "projection_dim": AT_LEAST_ONE, "neighbourhood": AT_LEAST_ONE, "blur_sigma": NON_NEGATIVE,
+                              "seed": NON_NEGATIVE}
+
     backbone: str = "wide_resnet50_2"
     weights: str = "imagenet"  # imagenet | none | path
     image_size: int = 224

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from ..common.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT
 
 
 @dataclass(frozen=True)
 class SamConfig:
+    LIMITS: ClassVar[dict] = {"epochs": AT_LEAST_ONE, "max_steps": NON_NEGATIVE, "images_per_step": AT_LEAST_ONE,
+                              "max_prompts": AT_LEAST_ONE, "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+                              "warmup_steps": NON_NEGATIVE, "box_jitter": UNIT, "points_inside": NON_NEGATIVE,
+                              "points_outside": NON_NEGATIVE, "focal_weight": NON_NEGATIVE, "dice_weight": NON_NEGATIVE,
+                              "iou_weight": NON_NEGATIVE, "seed": NON_NEGATIVE}
+
     data: str = ""  # a conversion with COCO ground truth (OUT or OUT/coco): its train, val and test subsets
     model_type: str = "vit_b"  # vit_b | vit_l | vit_h | tiny (tests, CPU smoke runs)
     checkpoint: str = "none"  # a local SAM checkpoint (sam_vit_b_01ec64.pth), or none: random initialisation

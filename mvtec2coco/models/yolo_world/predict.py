@@ -23,6 +23,10 @@ def detect(model, inputs: PredictInputs, conf: float, imgsz: int, device: str, m
     """Boxes of ``model`` on every input image: (categories, COCO result annotations, edges convention)."""
     import cv2
 
+    if not 0.0 <= conf <= 1.0:  # also refuses NaN
+        from ...errors import OptionError
+
+        raise OptionError(f"confidence threshold {conf} is not a number in [0, 1]")
     by_text = {world_text(c["name"]): c["name"] for c in inputs.categories}
     names = [by_text.get(n, n) for n in names_list(model.names)]
     categories, ids = category_ids(inputs, names)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
 from ...errors import Mvtec2CocoError, OptionError
 from ...formats.yolo import class_names, find_data_yaml, names_list, read_data_yaml
-from ...runtime.ultralytics_env import quiet_offline_ultralytics
+from ...runtime.ultralytics_env import no_label_caches, quiet_offline_ultralytics
+from ..common.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT
 from ..common.devices import ultralytics_device
 from .predict import world_text
 from .text_embeddings import (
@@ -40,6 +42,12 @@ class DetectorWeightsError(Mvtec2CocoError):
 @dataclass(frozen=True)
 class DetectorConfig:
     """Training settings; every key maps to an ultralytics train argument except data and the text ones."""
+
+    LIMITS: ClassVar[dict] = {"epochs": AT_LEAST_ONE, "imgsz": (32, None, True, False), "batch": AT_LEAST_ONE,
+                              "lr0": POSITIVE, "warmup_epochs": NON_NEGATIVE, "mosaic": UNIT, "close_mosaic": NON_NEGATIVE,
+                              "freeze": NON_NEGATIVE, "patience": NON_NEGATIVE, "workers": NON_NEGATIVE,
+                              "seed": NON_NEGATIVE}
+
 
     data: str = ""  # data.yaml of a YOLO conversion, or the conversion's folder
     model: str = "yolov8s-worldv2.yaml"  # a .yaml (random init) or a local .pt; plain YOLO (yolov8n.pt) is the baseline
@@ -148,6 +156,8 @@ def train_detector(cfg: DetectorConfig, out: Path, resume: bool = False) -> dict
     from ultralytics import YOLO, YOLOWorld
     from ultralytics.models.yolo.world.train import WorldTrainer
 
+    no_label_caches()
+
     from ..common import config as configs
     from ..common.files import load_weights
 
@@ -236,6 +246,8 @@ def load_detector(weights: Path):
     quiet_offline_ultralytics()
     from ultralytics import YOLO, YOLOWorld
     from ultralytics.nn.tasks import WorldModel, load_checkpoint
+
+    no_label_caches()
 
     from ..common.files import load_weights
 
