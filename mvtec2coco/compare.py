@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import OptionError
 
-COLUMNS = ("run", "family", "model", "train images", "image AUROC", "image AP", "balanced acc.", "pixel AUROC",
+COLUMNS = ("run", "family", "model", "config", "train images", "image AUROC", "image AP", "balanced acc.", "pixel AUROC",
            "pixel AUPRO", "Dice", "box AP50", "mask AP", "train s", "predict s", "parameters")
 BARS = (("image AUROC", ("image", "auroc")), ("pixel AUPRO", ("pixel", "aupro")),
         ("box AP50", ("instance", "bbox", "ap50")), ("mask AP", ("instance", "segm", "ap")))
@@ -49,7 +49,8 @@ def _num(v, digits: int = 3) -> str:
 
 def row(m: dict) -> list[str]:
     meta = m.get("meta", {})
-    return [m["_name"], str(m.get("family") or "-"), str(meta.get("model") or "-"), _num(meta.get("train_images")),
+    return [m["_name"], str(m.get("family") or "-"), str(meta.get("model") or "-"), str(meta.get("config") or "-"),
+            _num(meta.get("train_images")),
             _num(get(m, "image", "auroc")), _num(get(m, "image", "ap")), _num(get(m, "image", "balanced_accuracy")),
             _num(get(m, "pixel", "auroc")), _num(get(m, "pixel", "aupro")), _num(get(m, "pixel", "dice")),
             _num(get(m, "instance", "bbox", "ap50")), _num(get(m, "instance", "segm", "ap")),

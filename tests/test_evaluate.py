@@ -114,9 +114,9 @@ def test_evaluate_and_compare_commands(gt, tmp_path):
     assert len(lines) == 4 and lines[0].startswith("| run | family | model |")
     cls_row = [c.strip() for c in lines[3].split("|")[1:-1]]
     assert cls_row[:3] == ["cls", "classifier", "resnet18"] and cls_row[-1] == "11,000,000"
-    assert cls_row[7] == "-" and cls_row[10] == "-"  # no pixel AUROC, no box AP50: a dash, never a zero
+    assert cls_row[8] == "-" and cls_row[11] == "-"  # no pixel AUROC, no box AP50: a dash, never a zero
     sam_row = [c.strip() for c in lines[2].split("|")[1:-1]]
-    assert sam_row[4] == "1.000" and sam_row[10] == "1.000"
+    assert sam_row[5] == "1.000" and sam_row[11] == "1.000"
     assert png.stat().st_size > 10_000
     bad = run_cli("evaluate", tmp_path / "cls", "--gt", out, "--split", "val")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not images of this ground truth" in bad.stderr

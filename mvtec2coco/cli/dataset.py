@@ -264,9 +264,9 @@ def evaluate_cmd(
 
     result["_name"] = target.parent.name
     table = Table(title=f"{result['family']} on {split} ({result['image']['images']} images)")
-    for col in COLUMNS[1:12]:
-        table.add_column(col, justify="left" if col in ("family", "model") else "right")
-    table.add_row(*row(result)[1:12])
+    for col in COLUMNS[1:13]:
+        table.add_column(col, justify="left" if col in ("family", "model", "config") else "right")
+    table.add_row(*row(result)[1:13])
     out_console.print(table)
     if result["thresholds"]["chosen_on"] is None:
         err_console.print("note: no --val predictions: thresholded metrics (balanced accuracy, F1, Dice) are not "
@@ -293,7 +293,7 @@ def compare_cmd(
     loaded = [load(r) for r in runs]
     table = Table(title="which approach finds the defects best")
     for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("run", "family", "model") else "right")
+        table.add_column(col, justify="left" if col in ("run", "family", "model", "config") else "right")
     for m in loaded:
         table.add_row(*row(m))
     out_console.print(table)

@@ -366,6 +366,7 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
                                     "area": int(region.sum()), "bbox": coco_bbox(edges_of_mask(region)),
                                     "score": round(float(full[region].max()), 6), "iscrowd": 0})
     meta = {"family": "patchcore", "run": str(Path(run).resolve()), "model": f"PatchCore {model.config.backbone}",
+            "config": Path(run).name,
             "parameters": parameters(model.extractor), "memory_bank": int(model.bank.shape[0]),
             "predict_seconds": round(time.perf_counter() - began, 2), "train_images": info.get("train_images"),
             "train_seconds": info.get("fit_seconds"), "pixel_threshold": threshold,

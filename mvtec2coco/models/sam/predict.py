@@ -88,6 +88,7 @@ def predict_sam(checkpoint: str, model_type: str, inputs: PredictInputs, boxes: 
         path = _predict(sam, transform, cache, inputs, boxes, out, {
             "family": "sam", "model": f"SAM {model_type}{' fine-tuned' if trained else ''}", "model_type": model_type,
             "checkpoint": str(checkpoint), "trained": str(Path(trained).resolve()) if trained else None,
+            "config": Path(trained).parent.name if trained else "as given",
             "parameters": parameters(sam), **facts, **inputs.meta()}, start)
         return path
 

@@ -82,6 +82,6 @@ def predict_detector(weights: Path, inputs: PredictInputs, out: Path, conf: floa
     run = Path(weights).parent.parent
     meta = {"family": "yolo-world" if world else "yolo", "weights": str(Path(weights).resolve()),
             "model": Path(str(getattr(model, "ckpt_path", None) or weights)).name if not (run / "config.yaml").is_file()
-            else _model_of(run), "parameters": parameters(model.model),
+            else _model_of(run), "parameters": parameters(model.model), "config": run.name,
             "predict_seconds": round(time.perf_counter() - start, 2), **_training_facts(run), **inputs.meta()}
     return write_predictions(out, [i.record() for i in inputs.images], categories, annotations, meta)
