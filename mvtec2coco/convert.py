@@ -340,7 +340,7 @@ def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, 
     roots = [Path(root) for _, root in context.roots]
     for fmt, root in zip(finals, roots):
         if fmt != "coco":
-            yolo.write_data_yaml(root, finals[fmt], names, _subset_paths(split))
+            yolo.write_data_yaml(root, names, _subset_paths(split))
     for root in dict.fromkeys([*roots, tmp]):
         (root / "split.csv").write_text(manifest)
 

@@ -345,3 +345,24 @@ def test_ctrl_c_leaves_no_partial_output(bottle, tmp_path):
     assert proc.returncode != 0
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_moved_output_still_loads_and_verifies(tiny_mvtec, tmp_path):
+    """data.yaml holds no absolute path: a copied or moved output stays usable where it lands."""
+    import shutil
+
+    import yaml
+
+    first = tmp_path / "here" / "out"
+    run_cli("convert", tiny_mvtec, "--format", "all", "--out", first, check=True)
+    moved = tmp_path / "elsewhere" / "out"
+    shutil.move(str(first.parent), str(moved.parent))
+    for fmt in ("yolo", "yolo-seg"):
+        assert "path" not in yaml.safe_load((moved / fmt / "data.yaml").read_text())
+    result = run_cli("verify", moved)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(moved / "yolo" / "data.yaml"), autodownload=False)
+    assert Path(data["train"]).resolve() == (moved / "yolo" / "images" / "train").resolve()

@@ -70,9 +70,10 @@ def write_labels(path: Path | str, lines: list[str]) -> None:
         os.close(fd)
 
 
-def write_data_yaml(root: Path, final_root: Path, names: list[str], subsets: dict[str, str]) -> Path:
-    """``data.yaml`` with the absolute final ``path``, subset folders and class names."""
-    data = {"path": str(final_root), **subsets, "names": dict(enumerate(names))}
+def write_data_yaml(root: Path, names: list[str], subsets: dict[str, str]) -> Path:
+    """``data.yaml`` with subset folders and class names, and no ``path``: ultralytics then
+    resolves the folders from the YAML's own folder, so the output can be moved or copied."""
+    data = {**subsets, "names": dict(enumerate(names))}
     path = root / "data.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path

@@ -259,16 +259,12 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
 
 def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray], final: Path) -> None:
     """Mark the output as drafts, point its paths at the final folder, score every COCO annotation."""
-    import yaml
 
-    from ...formats import coco, yolo
+    from ...formats import coco
     from ...geometry.masks import decode_rle, polygon_to_mask
 
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if fmt != "coco":
-        data_yaml = yolo.read_data_yaml(folder / "data.yaml")
-        data_yaml["path"] = str(final)
-        (folder / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+    if fmt != "coco":  # data.yaml holds no path: it stays valid where the drafts are moved
         return
     path = coco.subset_path(folder, "train")
     data = coco.read_json(path)
