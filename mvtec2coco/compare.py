@@ -79,10 +79,10 @@ def plot(runs: list[dict], path: Path) -> Path:
         offsets = x - 0.4 + width * (k + 0.5)
         drawn = bars.bar([o for o, v in zip(offsets, values) if v is not None], [v for v in values if v is not None],
                          width, label=m["_name"])
-        for o, v in zip(offsets, values):
-            if v is None:
-                bars.text(o, 0.02, "-", ha="center", va="bottom", color=drawn.patches[0].get_facecolor()
-                          if drawn.patches else "grey")
+        colour = drawn.patches[0].get_facecolor() if drawn.patches else "grey"
+        for o, v in zip(offsets, values):  # every value written, so that a 0 is seen and a dash is not a 0
+            bars.text(o, (v or 0) + 0.01, "-" if v is None else f"{v:.2f}", ha="center", va="bottom", fontsize=7,
+                      color=colour)
         curve = get(m, "image", "roc")
         if curve:
             roc.plot(curve["fpr"], curve["tpr"], label=f"{m['_name']} ({_num(get(m, 'image', 'auroc'))})")

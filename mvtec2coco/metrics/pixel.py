@@ -18,21 +18,21 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     PRO at a threshold is the mean over regions r of |r above| / |r|, which is a sum over the
     pixels above of 1 / (R |r(p)|): one sort and one cumulative sum give the whole curve.
     """
-    labels = np.zeros(masks.shape, np.int64)
+    labels = np.zeros(masks.shape, np.int32)
     offset = 0
     for i, m in enumerate(masks):  # number the regions of all images consecutively
         count, lab = cv2.connectedComponents((m > 0).astype(np.uint8), connectivity=8)
         labels[i] = np.where(lab > 0, lab + offset, 0)
         offset += count - 1
     regions = offset
-    flat_labels, flat_maps = labels.ravel(), np.asarray(maps, np.float64).ravel()
+    flat_labels, flat_maps = labels.ravel(), np.asarray(maps).ravel()
     sizes = np.bincount(flat_labels, minlength=regions + 1).astype(np.float64)
     weight = np.where(flat_labels > 0, 1.0 / (max(1, regions) * sizes[flat_labels]), 0.0)
-    normal = (np.asarray(masks).ravel() == 0).astype(np.float64)
-    order = np.argsort(-flat_maps, kind="mergesort")
+    order = np.argsort(-flat_maps)  # tie groups are taken whole below: no stable sort needed
     s = flat_maps[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # the end of each tie group
-    fpr = np.cumsum(normal[order])[last] / max(1.0, normal.sum())
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # the end of each tie group
+    normal_sorted = flat_labels[order] == 0
+    fpr = np.cumsum(normal_sorted)[last] / max(1, int(normal_sorted.sum()))
     pro = np.cumsum(weight[order])[last] if regions else np.zeros(len(last))
     return fpr, pro
 

@@ -13,6 +13,26 @@ from mvtec2coco.metrics.pixel import dice_iou, pro_auc, pro_curve
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
+def slow_best_f1(scores, labels):
+    """Every distinct score tried in turn, ascending; the first best wins."""
+    best_t, best_f1 = float(scores.max()), 0.0
+    for t in np.unique(scores):
+        pred = scores >= t
+        f1 = 2 * np.count_nonzero(pred & labels) / max(1, np.count_nonzero(pred) + np.count_nonzero(labels))
+        if f1 > best_f1:
+            best_t, best_f1 = float(t), f1
+    return best_t, best_f1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_best_f1_threshold_equals_trying_every_threshold(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 300))
+    labels = rng.random(n) < 0.4
+    scores = rng.random(n) if seed % 2 else np.round(rng.random(n), 1)
+    assert best_f1_threshold(scores, labels) == pytest.approx(slow_best_f1(scores, labels))
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_auroc_and_ap_equal_scikit_learn_on_random_cases(seed):
     rng = np.random.default_rng(seed)
