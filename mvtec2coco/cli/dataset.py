@@ -301,3 +301,27 @@ def compare_cmd(
         out_console.print(f"markdown written to {write_file(markdown_path, markdown(loaded))}")
     if plot_path:
         out_console.print(f"figure written to {plot(loaded, plot_path)}")
+
+
+@app.command("import")
+def import_cmd(
+    annotations: Annotated[list[Path], typer.Argument(help="COCO files, a COCO output (its annotations/), or a "
+                                                     "YOLO-seg output.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (MVTec AD layout).")],
+    images: Annotated[Path | None, typer.Option("--images", help="Folder the COCO file names are relative to "
+                                                "(default: images/<subset>/ beside annotations/).")] = None,
+    category: Annotated[str, typer.Option("--category", "-c", help="Category of images whose names do not say.")]
+    = "product",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it is an earlier output of mvtec2coco.")] = False,
+) -> None:
+    """Turn corrected labels (COCO polygons or RLE, YOLO-seg) back into an MVTec AD layout dataset that
+    `convert` reads: images in <category>/<split>/<type>/, masks in <category>/ground_truth/<type>/.
+
+    Example: mvtec2coco import fixed/annotations/instances_test.json --images demo/all/coco/images/test --out fixed_ds
+    """
+    from ..import_labels import import_labels
+
+    report = import_labels(list(annotations), out, images, category, overwrite)
+    for cat, labels in report["per_category"].items():
+        out_console.print(f"{cat}: " + ", ".join(f"{label} {n}" for label, n in sorted(labels.items())))
+    out_console.print(f"{report['images']} images, {report['masks']} masks written to {report['output']}")
