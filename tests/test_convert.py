@@ -284,12 +284,17 @@ def test_other_layouts_convert_and_verify(tiny_factory, tmp_path, layout):
     assert verify(out)["passed"]
 
 
-def test_coco_polygon_mode_reports_lost_hole_pixels(tiny_mvtec, tmp_path):
+def test_coco_polygon_mode_keeps_holes_exactly(tiny_mvtec, tmp_path):
+    """Polygon-only COCO for tools without RLE: holes ride on zero-width bridges, and pycocotools
+    fills every region back to exactly its pixels."""
     report = convert(load_dataset(tiny_mvtec), tmp_path / "o", ConvertOptions(formats=("coco",), coco_masks="polygon"))
     assert report["instances_with_holes"] > 0
-    assert report["coco"]["hole_pixels_lost_as_polygons"] > 0 and report["coco"]["rle_instances"] == 0
-    result = verify(tmp_path / "o", min_iou=0.5)
-    assert result["formats"]["coco"]["instance_iou_min"] < 1.0
+    assert report["coco"]["polygons_with_keyholes"] == report["instances_with_holes"]
+    assert report["coco"]["rle_instances"] == 0
+    data = json.loads((tmp_path / "o" / "annotations" / "instances_train.json").read_text())
+    assert all(isinstance(a["segmentation"], list) and len(a["segmentation"]) == 1 for a in data["annotations"])
+    result = verify(tmp_path / "o", min_iou=1.0)
+    assert result["passed"] and result["formats"]["coco"]["instance_iou_min"] == 1.0
     rle = convert(load_dataset(tiny_mvtec), tmp_path / "r", ConvertOptions(formats=("coco",), coco_masks="rle"))
     assert rle["coco"]["rle_instances"] == rle["instances_total"]
 

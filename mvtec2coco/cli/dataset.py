@@ -100,7 +100,7 @@ def convert(
     min_area: Annotated[int, typer.Option(help="Skip (and count) regions smaller than this many pixels.")] = 0,
     simplify: Annotated[float, typer.Option(help="Douglas-Peucker tolerance in px for polygons (0 = exact).")] = 0.0,
     coco_masks: Annotated[str, typer.Option(help="auto (RLE only for regions with holes), rle, or polygon "
-                                            "(holes lost, pixels counted).")] = "auto",
+                                            "(holes kept by zero-width bridges, for polygon-only tools).")] = "auto",
     strict: Annotated[bool, typer.Option(help="Treat every warning as an error (nothing is written).")] = False,
     workers: WorkersOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it is an earlier output of mvtec2coco.")] = False,

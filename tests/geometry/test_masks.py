@@ -250,3 +250,25 @@ def test_verify_compares_crops_exactly_as_full_images():
         union_src = np.any(fulls, axis=0) if fulls else np.zeros(mask.shape, bool)
         union_out = np.any(outputs, axis=0) if outputs else np.zeros(mask.shape, bool)
         assert image_iou == pytest.approx(iou(union_out, union_src))
+
+
+def test_keyhole_polygons_are_exact_under_pycocotools():
+    """A region's holes joined to its outline by zero-width bridges: pycocotools fills the one
+    polygon back to exactly the region's pixels (the COCO ``polygon`` mode relies on it)."""
+    from mvtec2coco.geometry.masks import join_holes
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(300):
+        mask = np.zeros((40, 40), np.uint8)
+        cv2.circle(mask, (int(rng.integers(10, 30)), int(rng.integers(10, 30))), int(rng.integers(5, 12)), 1, -1)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = (int(v) for v in rng.integers(5, 35, 2))
+            mask[y : y + int(rng.integers(1, 4)), x : x + int(rng.integers(1, 4))] = 0
+        mask[rng.random((40, 40)) < 0.02] ^= 1
+        for inst in instances(mask):
+            if inst.holes:
+                polygon = join_holes(inst.outer, list(inst.holes))
+                assert np.array_equal(polygon_to_mask([polygon.reshape(-1).tolist()], 40, 40), decode_rle(inst.rle))
+                checked += 1
+    assert checked > 200
