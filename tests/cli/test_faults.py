@@ -759,7 +759,7 @@ def trainer_cases() -> list[Case]:
         Case("classify-resume-missing", lambda e: ["classifier", "train", "--resume", str(e.work / "nothing")], 2,
              "no config.yaml"),
         Case("classify-resume-with-settings", lambda e: ["classifier", "train", "--resume", str(e.work / "old"),
-                                                         "--device", "cpu"], 2, "--device cannot be given",
+                                                         "--data", str(e.data)], 2, "--data cannot be given",
              setup=a_run),
         Case("patchcore-garbage-weights", lambda e: ["patchcore", "train", "--data", str(e.data), "-c", "bottle", "--out",
                                                      str(e.work / "pc"), "--set", "model.backbone=resnet18", "--set",

@@ -146,8 +146,8 @@ def test_predict_with_ground_truth_prompts_is_keyed_by_the_ground_truth(trained,
     gt_file = blob_coco / "instances_test.json"
     gt, dt = _load_results(gt_file, out)
     data = json.loads((out / "predictions.json").read_text())
-    assert data["images"] == [{k: i[k] for k in ("id", "file_name", "width", "height")}
-                              for i in json.loads(gt_file.read_text())["images"]]
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in data["images"]] == \
+        json.loads(gt_file.read_text())["images"]
     assert len(dt.getAnnIds()) == len(gt.getAnnIds())
     for a in data["annotations"]:  # each mask's own box, exactly, in the edge convention; area = its pixels
         ys, xs = np.nonzero(dt.annToMask(a))
