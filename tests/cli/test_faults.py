@@ -55,6 +55,30 @@ class Env:
         assert result.returncode == 0, result.stderr
         return target
 
+    def converted(self, *extra: str) -> Path:
+        """A conversion for a case that only reads it (the model commands): made once per option
+        set from the clean dataset, then hard-linked into the case's work folder."""
+        key = tuple(extra)
+        if key not in CONVERSIONS:
+            cache = Path(tempfile.mkdtemp(prefix="m2c-fault-cache-")) / "conv"
+            result = run(["convert", str(self.data), "--out", str(cache), *extra])
+            assert result.returncode == 0, result.stderr
+            CONVERSIONS[key] = cache
+        target = self.work / "conv"
+        shutil.copytree(CONVERSIONS[key], target, copy_function=os.link)
+        return target
+
+
+CONVERSIONS: dict[tuple[str, ...], Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_cached_conversions():
+    yield
+    for cache in CONVERSIONS.values():
+        shutil.rmtree(cache.parent, ignore_errors=True)
+    CONVERSIONS.clear()
+
 
 @dataclass
 class Case:
@@ -702,10 +726,10 @@ def garbage(e: Env, name: str = "garbage.pt") -> Path:
 
 def trainer_cases() -> list[Case]:
     def coco(e: Env, subset: str = "train") -> str:
-        return str(e.convert("--format", "all") / "coco" / "annotations" / f"instances_{subset}.json")
+        return str(e.converted("--format", "all") / "coco" / "annotations" / f"instances_{subset}.json")
 
     def data_yaml(e: Env) -> str:
-        return str(e.convert("--format", "all") / "yolo" / "data.yaml")
+        return str(e.converted("--format", "all") / "yolo" / "data.yaml")
 
     def config(text: str) -> Callable[[Env], str]:
         def write(e: Env) -> str:
@@ -718,10 +742,10 @@ def trainer_cases() -> list[Case]:
                           f"out={e.work / 'runs'}", *extra]
 
     def out_of(e: Env) -> str:
-        return str(e.convert("--format", "all"))
+        return str(e.converted("--format", "all"))
 
     def yolo_only(e: Env) -> str:
-        return str(e.convert("--format", "all") / "yolo")
+        return str(e.converted("--format", "all") / "yolo")
 
     def sam_run(decoder: bool) -> Callable[[Env], object]:
         def make(e: Env) -> None:
