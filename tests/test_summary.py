@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from mvtec2coco.datasets import load_dataset
 from mvtec2coco.summary import plot, summarize, to_json
@@ -21,6 +22,7 @@ Total images used: 292
 Image dimensions: 900 x 900 x 3"""
 
 
+@pytest.mark.slow
 def test_bottle_block_exact(bottle):
     result = run_cli("summary", bottle)
     assert result.returncode == 0, result.stderr

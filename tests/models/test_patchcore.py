@@ -125,6 +125,7 @@ def test_annotate_writes_drafts_that_load_and_verify(fitted, tiny_mvtec, tmp_pat
     assert len(coco.getImgIds()) == 12
 
 
+@pytest.mark.slow
 def test_missing_weights_message(tiny_mvtec, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     result = run_cli("patchcore", "train", "--data", tiny_mvtec, "--category", "bottle", "--out", tmp_path / "r",
