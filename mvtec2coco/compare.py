@@ -25,9 +25,15 @@ def load(path: Path) -> dict:
         data = json.loads(file.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise OptionError(f"metrics.json cannot be read ({type(exc).__name__})", file) from exc
-    if not isinstance(data, dict) or "image" not in data or "family" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("image"), dict) or "family" not in data:
         raise OptionError("not a metrics.json of `mvtec2coco evaluate`", file)
+    for _, keys in (*BARS, (None, ("image", "ap")), (None, ("image", "balanced_accuracy")), (None, ("pixel", "auroc")),
+                    (None, ("pixel", "dice"))):
+        value = get(data, *keys)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise OptionError(f"{'.'.join(keys)} is {value!r}, not a number: not a metrics.json of `evaluate`", file)
     data["_name"] = file.parent.name
+    data["_file"] = str(file.resolve())
     return data
 
 

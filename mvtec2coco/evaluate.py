@@ -60,6 +60,63 @@ class Scored:
         return out
 
 
+def _number(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_records(data: dict, gt_images: dict[int, dict], where: Path) -> None:
+    """Every image and annotation of a predictions file as the evaluation reads it, or one typed
+    error naming the first that is not: ids, names and sizes of the ground truth, finite scores,
+    boxes of finite non-negative size, masks that are RLE of the image's size or polygons of
+    points near the image (a coordinate of 1e9 would make pycocotools allocate without end)."""
+    def bad(what: str) -> OptionError:
+        return OptionError(what, where, "pass a predictions.json written by `mvtec2coco <family> predict`")
+
+    seen = set()
+    for img in data["images"]:
+        if not isinstance(img, dict) or not isinstance(img.get("id"), int) or not isinstance(img.get("file_name"), str):
+            raise bad(f"image record {str(img)[:80]} lacks an integer id or a file_name")
+        if img["id"] in seen:
+            raise bad(f"image id {img['id']} is listed twice")
+        seen.add(img["id"])
+        gt = gt_images.get(img["id"])
+        if gt is not None and (img.get("width"), img.get("height")) != (gt["width"], gt["height"]):
+            raise bad(f"image {img['id']} is {img.get('width')}x{img.get('height')}, the ground truth's "
+                      f"{gt['width']}x{gt['height']}")
+        if img.get("score") is not None and not _number(img["score"]):
+            raise bad(f"image {img['id']} has score {img['score']!r}, not a finite number")
+    for a in data["annotations"]:
+        if not isinstance(a, dict):
+            raise bad(f"annotation {str(a)[:80]} is not a record")
+        name = f"annotation {a.get('id')}"
+        img = gt_images.get(a.get("image_id")) if a.get("image_id") in seen else None
+        if img is None:
+            raise bad(f"{name} refers to image id {a.get('image_id')!r}, which is not predicted")
+        if not _number(a.get("score")):
+            raise bad(f"{name} has score {a.get('score')!r}, not a finite number")
+        box = a.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box) and box[2] >= 0 and box[3] >= 0):
+            raise bad(f"{name} has bbox {box!r}, not [x, y, w, h] with w, h >= 0")
+        seg = a.get("segmentation")
+        h, w = img["height"], img["width"]
+        if seg is None:
+            continue
+        if isinstance(seg, dict):
+            if seg.get("size") != [h, w] or not isinstance(seg.get("counts"), str):
+                raise bad(f"{name}: RLE needs size [{h}, {w}] and counts as text")
+        elif isinstance(seg, list):
+            for ring in seg:
+                if not (isinstance(ring, list) and len(ring) >= 6 and len(ring) % 2 == 0 and all(_number(v) for v in ring)):
+                    raise bad(f"{name}: a polygon is a list of at least 3 x, y pairs")
+                xs, ys = ring[0::2], ring[1::2]
+                if min(xs) < -1 or min(ys) < -1 or max(xs) > w + 1 or max(ys) > h + 1:
+                    raise bad(f"{name}: polygon points lie outside the {w}x{h} image")
+        else:
+            raise bad(f"{name}: segmentation is neither RLE nor polygons")
+
+
 def score_against(predictions_path: Path, gt_file: Path) -> Scored:
     """Read predictions and check they belong to ``gt_file``: the same image ids with the same
     file names, every image of the subset present, categories by the same ids and names."""
@@ -67,6 +124,7 @@ def score_against(predictions_path: Path, gt_file: Path) -> Scored:
     gt = coco.load(gt_file)
     where = Path(data["info"]["path"])
     gt_images = {img["id"]: img for img in gt.images}
+    check_records(data, gt_images, where)
     predicted = {img["id"]: img for img in data["images"]}
     wrong = [i for i, img in predicted.items() if i not in gt_images or gt_images[i]["file_name"] != img["file_name"]]
     if wrong:
@@ -121,8 +179,13 @@ def _pixel_maps(s: Scored, root: Path) -> list[np.ndarray] | None:
         m = np.zeros((h, w), np.float32)
         for a in by_image.get(i, []):
             seg = a["segmentation"]
-            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
-            m = np.maximum(m, mask_utils.decode(rle).astype(np.float32) * float(a["score"]))
+            try:
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
+                region = mask_utils.decode(rle)
+            except (ValueError, TypeError) as exc:
+                raise OptionError(f"annotation {a.get('id')}: its mask cannot be decoded ({exc})",
+                                  Path(info["path"])) from exc
+            m = np.maximum(m, region.astype(np.float32) * float(a["score"]))
         out.append(m)
     return out
 
@@ -200,9 +263,12 @@ def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: 
     anns = s.predictions["annotations"]
     family = s.predictions["info"].get("family")
     if anns or family in BOX_FAMILIES:  # a detector that found nothing scores 0; a classifier has no instances
-        result["instance"]["bbox"] = coco_metrics(s.gt.coco, anns, "bbox")
-        if has_masks(anns) or (not anns and family in MASK_FAMILIES):
-            result["instance"]["segm"] = coco_metrics(s.gt.coco, anns, "segm")
+        try:
+            result["instance"]["bbox"] = coco_metrics(s.gt.coco, anns, "bbox")
+            if has_masks(anns) or (not anns and family in MASK_FAMILIES):
+                result["instance"]["segm"] = coco_metrics(s.gt.coco, anns, "segm")
+        except (ValueError, TypeError, AssertionError, KeyError, IndexError) as exc:  # pycocotools on what it rejects
+            raise OptionError(f"COCOeval cannot read the predictions ({type(exc).__name__}: {exc})", root) from exc
     for t in types:
         keep = np.array([tt is None or tt == t for tt in s.types])
         block = {"image": _image_block(s.scores[keep], s.defective[keep], thresholds["image"])}

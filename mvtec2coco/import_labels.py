@@ -44,11 +44,32 @@ def _split_class(name: str, fallback: str | None) -> tuple[str | None, str]:
     return (category or fallback), kind
 
 
+def _safe_name(name: object, where: Path) -> str:
+    """A file name that stays inside the images folder (no absolute path, no ``..``)."""
+    if not isinstance(name, str) or not name or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts \
+            or "\\" in name:
+        raise OptionError(f"file name {name!r} leaves the images folder", where,
+                          "file names must be relative paths below the images folder")
+    return name
+
+
 def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
     data = coco.load(path, images_dir)
     names = data.categories
+    known_images = {img["id"] for img in data.images}
+    for a in data.coco.dataset["annotations"]:
+        if a.get("image_id") not in known_images:
+            raise OptionError(f"annotation {a.get('id')} refers to image id {a.get('image_id')!r}, which is not listed",
+                              path)
+        if a.get("category_id") not in names:
+            raise OptionError(f"annotation {a.get('id')} has unknown category_id {a.get('category_id')!r}", path)
+    listed = [img.get("file_name") for img in data.images]
+    twice = sorted({n for n in listed if listed.count(n) > 1})
+    if twice:
+        raise OptionError(f"file name {twice[0]!r} is listed for more than one image", path)
     found = []
     for img in data.images:
+        _safe_name(img.get("file_name"), path)
         anns = data.annotations(img["id"])
         kinds = {names[a["category_id"]] for a in anns}
         if len(kinds) > 1:
@@ -57,7 +78,15 @@ def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
         mask = None
         if anns:
             mask = np.zeros((img["height"], img["width"]), np.uint8)
-            for m in data.masks(img["id"]):
+            for a in anns:
+                try:
+                    m = data.coco.annToMask(a)
+                except Exception as exc:  # noqa: BLE001 - pycocotools on a malformed segmentation
+                    raise OptionError(f"annotation {a.get('id')}: segmentation cannot be decoded "
+                                      f"({type(exc).__name__})", path) from exc
+                if m.shape != mask.shape:
+                    raise OptionError(f"annotation {a.get('id')}: mask is {m.shape[1]}x{m.shape[0]}, its image "
+                                      f"{mask.shape[1]}x{mask.shape[0]}", path)
                 mask |= (m > 0).astype(np.uint8)
         category = PurePosixPath(img["file_name"]).parts[0] if "/" in img["file_name"] else None
         category, label = _split_class(kinds.pop(), category) if anns else (category, GOOD)
@@ -116,14 +145,24 @@ def import_labels(sources: list[Path], out: Path, images_dir: Path | None = None
     from .runtime.staging import staged_output
 
     items: list[Labelled] = []
+    inputs: list[Path] = []
     for source in map(Path, sources):
+        if source.is_dir() and (source / "coco" / "annotations").is_dir():  # an output of --format all
+            source = source / "coco"
+        if source.is_dir() and source.name == "annotations" and list(source.glob("instances_*.json")):
+            source = source.parent
         if source.is_file() and source.suffix.lower() == ".json":
             items += read_coco(source, images_dir)
+            inputs += [source, images_dir or coco.subset_images_dir(source)]
+            if source.parent.name == "annotations":  # a conversion's file: the whole conversion is an input
+                inputs.append(source.parent.parent)
         elif source.is_dir() and (source / "annotations").is_dir():
             for file in sorted((source / "annotations").glob("instances_*.json")):
                 items += read_coco(file, None)
+            inputs.append(source)
         elif source.is_dir():
             items += read_yolo_seg(source)
+            inputs.append(source)
         else:
             raise OptionError("not a COCO file, a COCO output or a YOLO-seg output", source)
     if not items:
@@ -131,8 +170,9 @@ def import_labels(sources: list[Path], out: Path, images_dir: Path | None = None
     placed: dict[Path, Labelled] = {}
     for item in items:
         image, _ = place(item, category)
-        if image in placed and placed[image].source.resolve() != item.source.resolve():
-            raise OptionError(f"two images would both become {image.as_posix()}", item.source)
+        if image in placed:  # the same image from two files, or two images of one name: never a silent choice
+            raise OptionError(f"two annotated images would both become {image.as_posix()}", item.source,
+                              "import each image's labels from one file")
         placed[image] = item
     missing = [i.source for i in placed.values() if not i.source.is_file()]
     if missing:
@@ -140,7 +180,7 @@ def import_labels(sources: list[Path], out: Path, images_dir: Path | None = None
                           "pass --images DIR, the folder the file names are relative to")
     counts: dict[str, dict[str, int]] = {}
     folders = sorted({i.source.parent for i in items})  # the output may not land among the images it reads
-    with staged_output(Path(out), overwrite, [*map(Path, sources), *folders]) as tmp:
+    with staged_output(Path(out), overwrite, [*map(Path, sources), *inputs, *folders]) as tmp:
         for image, item in sorted(placed.items()):
             _, mask = place(item, category)
             (tmp / image).parent.mkdir(parents=True, exist_ok=True)

@@ -120,3 +120,45 @@ def test_evaluate_and_compare_commands(gt, tmp_path):
     assert png.stat().st_size > 10_000
     bad = run_cli("evaluate", tmp_path / "cls", "--gt", out, "--split", "val")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not images of this ground truth" in bad.stderr
+
+
+def test_broken_predictions_and_outputs_are_refused(gt, tmp_path):
+    """What evaluate reads is checked record by record; what it writes never replaces an input."""
+    import os
+
+    out, _, test = gt
+    gt_file = out / "annotations" / "instances_test.json"
+    good = perfect(tmp_path / "good", test, gt_file).parent
+    cases = {
+        "nan score": lambda d: d["images"][0].__setitem__("score", float("nan")),
+        "text score": lambda d: d["annotations"][0].__setitem__("score", "high"),
+        "negative box": lambda d: d["annotations"][0].__setitem__("bbox", [10, 10, -5, -5]),
+        "huge polygon": lambda d: d["annotations"][0].__setitem__("segmentation", [[0, 0, 1e9, 0, 1e9, 1e9]]),
+        "rle of another size": lambda d: d["annotations"][0]["segmentation"].__setitem__("size", [10, 10]),
+        "unknown image": lambda d: d["annotations"][0].__setitem__("image_id", 999),
+        "image twice": lambda d: d["images"].append(dict(d["images"][0])),
+        "wrong width": lambda d: d["images"][0].__setitem__("width", 10),
+        "not records": lambda d: d.__setitem__("annotations", [1, 2]),
+    }
+    for name, damage in cases.items():
+        data = json.loads((good / "predictions.json").read_text())
+        damage(data)
+        folder = tmp_path / name.replace(" ", "_")
+        folder.mkdir()
+        (folder / "predictions.json").write_text(json.dumps(data))
+        result = run_cli("evaluate", folder, "--gt", out, "--split", "test")
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1, (name, result.stderr)
+        assert not (folder / "metrics.json").exists(), name
+    before = (good / "predictions.json").read_bytes()
+    for target in (good / "predictions.json", good / "results.json"):
+        result = run_cli("evaluate", good, "--gt", out, "--split", "test", "--out", target)
+        assert result.returncode == 2 and "inside the input" in result.stderr or "is the input" in result.stderr
+    assert (good / "predictions.json").read_bytes() == before
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = run_cli("evaluate", good, "--gt", out, "--split", "test", "--out", fifo)
+    assert result.returncode == 2 and "not a regular file" in result.stderr and fifo.is_fifo()
+    run_cli("evaluate", good, "--gt", out, "--split", "test", check=True)
+    twice = run_cli("compare", good, good / "metrics.json")
+    assert twice.returncode == 2 and "given twice" in twice.stderr

@@ -84,6 +84,14 @@ def test_foreign_names_and_refusals(tmp_path):
     # the output may not lie inside the images it reads
     result = run_cli("import", ann, "--images", images, "--out", images / "ds")
     assert result.returncode == 2 and "inside" in result.stderr and not (images / "ds").exists()
+    # a file name may not lead out of the images folder, nor the output into the conversion read
+    for name in ("../../escape.png", "/etc/passwd"):
+        data["images"][0]["file_name"] = name
+        ann.write_text(json.dumps(data))
+        result = run_cli("import", ann, "--images", images, "--out", tmp_path / "esc")
+        assert result.returncode == 2 and "leaves the images folder" in result.stderr and not (tmp_path / "esc").exists()
+    data["images"][0]["file_name"] = "a.png"
+    ann.write_text(json.dumps(data))
     # an image the file names do not find
     (tmp_path / "empty").mkdir()
     result = run_cli("import", ann, "--images", tmp_path / "empty", "--out", tmp_path / "none")

@@ -257,7 +257,12 @@ def evaluate_cmd(
     from ..runtime.staging import write_file
 
     target = out or (predictions if predictions.is_dir() else predictions.parent) / "metrics.json"
-    check_output_file(target, [gt])
+    inputs = [gt]
+    for given in (predictions, val):
+        if given is not None:
+            folder = given if given.is_dir() else given.parent
+            inputs += [folder / "predictions.json", folder / "results.json", folder / "maps", given]
+    check_output_file(target, [p for p in inputs if p != target.parent])
     result = run_evaluate(predictions, gt, split, val)
     write_file(target, json.dumps(result, indent=2) + "\n", [gt])
     from ..compare import COLUMNS, row
@@ -287,10 +292,17 @@ def compare_cmd(
     from ..compare import COLUMNS, load, markdown, plot, row
     from ..runtime.staging import write_file
 
+    if markdown_path is not None and plot_path is not None and \
+            markdown_path.absolute().resolve() == plot_path.absolute().resolve():
+        raise OptionError("--markdown and --plot name the same file", markdown_path)
     for given in (markdown_path, plot_path):
         if given is not None:
             check_output_file(given, list(runs))
     loaded = [load(r) for r in runs]
+    files = [m["_file"] for m in loaded]
+    twice = sorted({f for f in files if files.count(f) > 1})
+    if twice:
+        raise OptionError("the same metrics.json is given twice", twice[0], "give each run once")
     table = Table(title="which approach finds the defects best")
     for col in COLUMNS:
         table.add_column(col, justify="left" if col in ("run", "family", "model", "config") else "right")

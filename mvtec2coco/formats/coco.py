@@ -238,6 +238,8 @@ def read_predictions(path: Path | str) -> dict:
     data = read_json(path)
     if "mvtec2coco predictions" not in str(data.get("info", {}).get("description", "")):
         raise CocoFileError("not a predictions.json of `mvtec2coco <family> predict`", path)
+    if not all(isinstance(r, dict) for r in (*data["images"], *data["annotations"], *data["categories"])):
+        raise CocoFileError("images, annotations and categories must be lists of records", path)
     bad = [a.get("id") for a in data["annotations"] if not isinstance(a.get("score"), (int, float))
            or not isinstance(a.get("bbox"), list)]
     if bad:

@@ -153,6 +153,8 @@ def check_output_file(path: Path | str, inputs: Sequence[Path] = ()) -> Path:
     resolved = resolve(Path(path), "output file")
     if resolved.is_dir():
         raise OutputError("output file is a folder", path, "pass a file name")
+    if resolved.exists() and not resolved.is_file():  # a device, a pipe, a socket: never replaced by a file
+        raise OutputError("output file exists and is not a regular file", path, "pass a file name")
     check_inputs(resolved, inputs, "output file")
     _check_writable_place(resolved, "output file")
     return resolved
