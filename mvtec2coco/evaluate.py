@@ -66,7 +66,7 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def check_records(data: dict, gt_images: dict[int, dict], where: Path) -> None:
+def check_records(data: dict, gt_images: dict[int, dict], where: Path, gt_categories: set[int] | None = None) -> None:
     """Every image and annotation of a predictions file as the evaluation reads it, or one typed
     error naming the first that is not: ids, names and sizes of the ground truth, finite scores,
     boxes of finite non-negative size, masks that are RLE of the image's size or polygons of
@@ -96,6 +96,8 @@ def check_records(data: dict, gt_images: dict[int, dict], where: Path) -> None:
             raise bad(f"{name} refers to image id {a.get('image_id')!r}, which is not predicted")
         if not _number(a.get("score")):
             raise bad(f"{name} has score {a.get('score')!r}, not a finite number")
+        if gt_categories is not None and a.get("category_id") not in gt_categories:
+            raise bad(f"{name} has category_id {a.get('category_id')!r}, not a category of the ground truth")
         box = a.get("bbox")
         if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box) and box[2] >= 0 and box[3] >= 0):
             raise bad(f"{name} has bbox {box!r}, not [x, y, w, h] with w, h >= 0")
@@ -124,7 +126,7 @@ def score_against(predictions_path: Path, gt_file: Path) -> Scored:
     gt = coco.load(gt_file)
     where = Path(data["info"]["path"])
     gt_images = {img["id"]: img for img in gt.images}
-    check_records(data, gt_images, where)
+    check_records(data, gt_images, where, {int(c["id"]) for c in gt.coco.dataset["categories"]})
     predicted = {img["id"]: img for img in data["images"]}
     wrong = [i for i, img in predicted.items() if i not in gt_images or gt_images[i]["file_name"] != img["file_name"]]
     if wrong:

@@ -67,9 +67,17 @@ def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
     twice = sorted({n for n in listed if listed.count(n) > 1})
     if twice:
         raise OptionError(f"file name {twice[0]!r} is listed for more than one image", path)
+    from .datasets.imageio import read_header
+
     found = []
     for img in data.images:
         _safe_name(img.get("file_name"), path)
+        source = data.images_dir / img["file_name"]
+        if source.is_file():
+            header = read_header(source)
+            if (header.width, header.height) != (img.get("width"), img.get("height")):
+                raise OptionError(f"image {img['file_name']} is {header.width}x{header.height}, the annotations say "
+                                  f"{img.get('width')}x{img.get('height')}", path)
         anns = data.annotations(img["id"])
         kinds = {names[a["category_id"]] for a in anns}
         if len(kinds) > 1:
@@ -96,6 +104,9 @@ def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
 
 def read_yolo_seg(folder: Path) -> list[Labelled]:
     """Every subset of a YOLO-seg output (``data.yaml``, ``images/<subset>/``, ``labels/<subset>/``)."""
+    from .runtime.ultralytics_env import quiet_offline_ultralytics
+
+    quiet_offline_ultralytics()
     from ultralytics.data.utils import polygon2mask
 
     from .datasets.imageio import is_image_file, read_header
