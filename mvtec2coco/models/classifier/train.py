@@ -250,6 +250,7 @@ def main(cfg: ExperimentConfig, run_dir: Path, device: torch.device, d, progress
                 plot_confusion(result[name]["confusion"], splits.classes, run_dir / f"confusion_{name}.png",
                                f"{cfg.name}: {name} (best epoch {best_epoch})")
         (run_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+    distributed.barrier(d)  # the other ranks wait for rank 0's files: all leave the process group together
     return run_dir
 
 

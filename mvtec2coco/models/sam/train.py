@@ -285,8 +285,15 @@ def _main(cfg: SamConfig, out: Path, resume: bool, cache_dir: Path | None, progr
             Console(stderr=True).print(f"epoch {epoch}: loss {'-' if loss is None else f'{loss:.4f}'}, train IoU "
                                        f"{'-' if iou is None else f'{iou:.3f}'}, encoder calls {cache.encoder_calls}")
     encoder_calls = sum(distributed.gather(cache.encoder_calls, d))
-    if not d.main:
-        return {}
+    summary = _finish(sam, cfg, out, eval_sets, cache, transform, before, step, epoch, d, encoder_calls, items, seconds,
+                      records, device) if d.main else {}
+    distributed.barrier(d)  # the other ranks wait for rank 0's evaluation: all leave the process group together
+    return summary
+
+
+def _finish(sam, cfg: SamConfig, out: Path, eval_sets: dict, cache, transform, before: dict, step: int, epoch: int,
+            d, encoder_calls: int, items: list, seconds: list, records: list, device) -> dict:
+    """Rank 0's end of a run: the trained parts, evaluation after training, ``summary.json``."""
     torch.save(_decoder_state(sam, cfg), out / "decoder.pt")
     after = {name: evaluate(sam, s, cache, transform, out / f"overlay_{name}.png") for name, s in eval_sets.items()}
     summary = {"steps": step, "epochs": epoch, "processes": d.world, "encoder_calls": encoder_calls,
