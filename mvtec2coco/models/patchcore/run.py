@@ -253,13 +253,12 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
         report.update({"draft": True, "anomaly_run": str(Path(run).resolve()), "pixel_threshold": threshold,
                        "output": str(final / fmt)})
         report["dataset"]["root"] = str(final / "drafts")  # where the drafts will be after the rename
-        _finish(tmp / fmt, fmt, report, scores, final / fmt)
+        _finish(tmp / fmt, fmt, report, scores)
     return report
 
 
-def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray], final: Path) -> None:
-    """Mark the output as drafts, point its paths at the final folder, score every COCO annotation."""
-
+def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray]) -> None:
+    """Mark the output as drafts and score every COCO annotation (data.yaml holds no path to fix)."""
     from ...formats import coco
     from ...geometry.masks import decode_rle, polygon_to_mask
 
