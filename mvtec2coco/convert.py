@@ -29,7 +29,7 @@ from .errors import OptionError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import IMAGE_MODES, image_relpath, label_relpath, place_image
 from .formats.yolo import polygon_texts
-from .geometry.masks import Instance, decode_rle, instances_of_masks, iou, join_holes, polygon_to_mask, yolo_polygons
+from .geometry.masks import Instance, coco_rings, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .records import Dataset, Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import default_workers, fork_map
@@ -179,13 +179,11 @@ def _image_size(image: str) -> tuple[int, int]:
 
 def _coco_tails(found: list[Instance], mode: str) -> list[str]:
     """Each instance's COCO annotation text after its ids: RLE for regions with holes (``auto``)
-    or for all (``rle``); polygons otherwise, their text built for all of them at once. In
-    ``polygon`` mode a region's holes are joined to its outline by zero-width bridges (keyholes),
-    which pycocotools fills back to exactly the region's pixels."""
+    or for all (``rle``); polygons otherwise (``masks.coco_rings``), their text built for all of
+    them at once. In ``polygon`` mode a region's holes are joined to its outline by zero-width
+    bridges (keyholes), which pycocotools fills back to exactly the region's pixels."""
     as_rle = [mode == "rle" or (mode == "auto" and inst.hole_pixels > 0) for inst in found]
-    rings = [join_holes(inst.outer, list(inst.holes)) if inst.holes else inst.outer
-             for inst, rle in zip(found, as_rle) if not rle]
-    polygons = iter(coco.ring_texts(rings))
+    polygons = iter(coco.ring_texts(coco_rings([inst for inst, rle in zip(found, as_rle) if not rle], keyholes=True)))
     return [coco.annotation_tail(coco.rle_json(inst.rle) if rle else f"[{next(polygons)}]", inst.area, inst.bbox)
             for inst, rle in zip(found, as_rle)]
 

@@ -82,9 +82,8 @@ def test_yolo_box_values_are_exact(tmp_path):
     assert [a["bbox"] for a in anns] == [[7, 5, 1, 1], [20, 10, 9, 4]]
     assert [a["area"] for a in anns] == [1, 36]
     assert all(a["iscrowd"] == 0 for a in anns)
-    assert anns[0]["segmentation"] == [[7.0, 5.0, 7.0, 6.0, 8.0, 6.0, 8.0, 5.0]] or \
-        sorted(zip(anns[0]["segmentation"][0][::2], anns[0]["segmentation"][0][1::2])) == \
-        [(7.0, 5.0), (7.0, 6.0), (8.0, 5.0), (8.0, 6.0)]
+    # the single pixel (7, 5) by the top-left rule: left and top on the pixel edges, right and bottom 0.25 px in
+    assert anns[0]["segmentation"] == [[7.0, 5.0, 7.0, 5.75, 7.75, 5.75, 7.75, 5.0]]
 
 
 def test_coco_text_is_what_json_dumps_writes(converted_all):

@@ -36,26 +36,28 @@ class CocoImage:
 def ring_texts(rings: list[np.ndarray]) -> list[str]:
     """``[x1,y1,x2,...]`` per ring, exactly as ``json.dumps`` writes a list of floats.
 
-    Pixel-edge outlines have integer vertices: their text (``3.0``) is built for all rings at
-    once from digit arrays, with no float repr per coordinate; anything else goes through
-    json.dumps.
+    Exact outlines have vertices at whole and at three-quarter pixels (``masks.coco_rings``):
+    their text (``3.0``, ``2.75``) is built for all rings at once from digit arrays, with no float
+    repr per coordinate; anything else goes through json.dumps.
     """
     if not rings:
         return []
     flat = np.concatenate([np.asarray(r, dtype=np.float64).reshape(-1) for r in rings])
-    whole = flat.astype(np.int64)
-    if not np.array_equal(whole, flat) or whole.min() < 0:
+    whole = np.floor(flat).astype(np.int64)
+    quarters = flat - whole != 0
+    if whole.min() < 0 or not np.all(flat[quarters] - whole[quarters] == 0.75):
         return [json.dumps(np.asarray(r, dtype=np.float64).reshape(-1).tolist(), separators=_COMPACT) for r in rings]
     places = len(str(int(whole.max())))
     powers = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
     digits = np.searchsorted(powers[::-1], whole, side="right").clip(1)  # digits of each number
-    chars = np.empty((whole.size, places + 3), np.uint8)
+    chars = np.empty((whole.size, places + 4), np.uint8)
     chars[:, :places] = 48 + whole[:, None] // powers % 10
-    chars[:, places:] = (46, 48, 44)  # ".0,"
-    keep = np.arange(places + 3) >= (places - digits)[:, None]  # drop leading zeros
+    chars[:, places:] = np.where(quarters[:, None], np.array([46, 55, 53, 44], np.uint8), np.array([46, 48, 44, 0], np.uint8))
+    keep = np.arange(places + 4) >= (places - digits)[:, None]  # drop leading zeros
+    keep[~quarters, -1] = False  # ".0," is one character shorter than ".75,"
     text = chars[keep].tobytes().decode("ascii")
     sizes = np.fromiter((np.size(r) for r in rings), np.int64, len(rings))
-    ends = np.cumsum(np.add.reduceat(digits + 3, np.cumsum(sizes) - sizes)).tolist()
+    ends = np.cumsum(np.add.reduceat(digits + 3 + quarters, np.cumsum(sizes) - sizes)).tolist()
     return [f"[{text[start : end - 1]}]" for start, end in zip([0, *ends[:-1]], ends)]
 
 

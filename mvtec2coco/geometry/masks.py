@@ -11,6 +11,15 @@ pixels included). Centre-traced contours (``cv2.findContours`` on the mask itsel
 pixel all around: IoU 0 for 1-2 pixel regions and ~0.85 for a 10-pixel blob under pycocotools.
 RLE and areas are read off the same outlines, so no region is ever rasterised to build them.
 
+COCO polygons are written by the top-left rule (``coco_rings``): the outline's left and top
+edges stay on the pixel edges, its right and bottom edges move ``COCO_PULL`` px inwards. That
+one polygon is exact under pycocotools (which samples pixel centres at +0.5), under
+``cv2.fillPoly`` on truncated points (supervision, ultralytics), and under rasterisers that
+sample centres at integer coordinates and keep boundary points (``skimage.draw.polygon2mask``,
+PIL ``ImageDraw.polygon``); ``tools/measure_rasterisers.py`` measures each rasteriser and rule.
+No polygon is exact both under pycocotools and under ``fillPoly`` on *rounded* points: the
+first needs the right edge beyond R - 0.5, the second before it.
+
 ultralytics rasterises YOLO polygons differently (``polygon2mask``: coordinates truncated to int,
 then ``cv2.fillPoly``, which includes boundary pixels), so the exact outline gains a pixel on the
 right and bottom. ``yolo_polygon`` therefore insets the outline by ``YOLO_INSET`` px towards the
@@ -32,6 +41,7 @@ from pycocotools import mask as mask_utils
 from .outlines import Rings, cyclic_neighbours, pixel_edge_rings
 
 YOLO_INSET = 0.05  # px; larger than the rounding of 6-decimal normalised coords up to 10,000 px
+COCO_PULL = 0.25  # px, for right and bottom edges of COCO polygons: all of (0, 0.5) is exact; its middle
 
 Ring = np.ndarray  # (N, 2) float64 vertices (x, y) in pixel-edge coordinates
 
@@ -56,9 +66,10 @@ class Instance:
     def has_holes(self) -> bool:
         return bool(self.holes)
 
-    def coco_polygons(self) -> list[list[float]]:
-        """COCO ``segmentation`` polygons (outer ring only: a COCO polygon cannot hold a hole)."""
-        return [_flat(self.outer)]
+    def coco_polygons(self, keyholes: bool = False) -> list[list[float]]:
+        """COCO ``segmentation`` polygons as written (``coco_rings``): the outer ring only, or
+        with ``keyholes`` its holes joined in."""
+        return [_flat(coco_rings([self], keyholes)[0])]
 
     def yolo_polygon(self) -> np.ndarray:
         """One (N, 2) polygon in pixels for YOLO-seg: inset outline with holes keyholed in."""
@@ -239,6 +250,67 @@ def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
         polygons.append(join_holes(moved[k], moved[k + 1 : k + 1 + len(inst.holes)]) if inst.holes else moved[k])
         k += 1 + len(inst.holes)
     return polygons
+
+
+def coco_rings(found: list[Instance], keyholes: bool) -> list[np.ndarray]:
+    """The COCO polygon of every instance, by the top-left rule (see the module docstring);
+    with ``keyholes`` each region's holes are joined in by zero-width bridges. Simplified
+    outlines are not rectilinear: they are written as they are."""
+    rings = [ring for inst in found for ring in (inst.outer, *(inst.holes if keyholes else ()))]
+    if not rings:
+        return []
+    counts = [1 + (len(inst.holes) if keyholes else 0) for inst in found]
+    if _rectilinear(rings):
+        rings = top_left_rings(rings, COCO_PULL, np.repeat(np.arange(len(found)), counts))
+    polygons, k = [], 0
+    for n in counts:
+        polygons.append(join_holes(rings[k], rings[k + 1 : k + n]) if n > 1 else rings[k])
+        k += n
+    return polygons
+
+
+def _rectilinear(rings: list[Ring]) -> bool:
+    """True when every edge of every ring is horizontal or vertical (exact outlines)."""
+    vertices = np.concatenate(rings)
+    lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    nxt, _ = cyclic_neighbours(np.cumsum(lengths) - lengths, lengths, len(vertices))
+    edges = vertices[nxt] - vertices
+    return not np.any(edges[:, 0] * edges[:, 1])
+
+
+def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray) -> list[Ring]:
+    """Exact (rectilinear) outlines with every right and bottom edge moved ``pull`` px inwards,
+    all rings in one batch; ``groups`` gives each ring's region.
+
+    With the foreground on the left of every ring, an edge going up is a right edge and one
+    going right is a bottom edge. A vertex takes the shift of its vertical edge in x and of its
+    horizontal edge in y. A pinch (a point the region's outline passes twice, where two pixels
+    touch only at a corner) belongs to two pixels: it becomes two points, the end of the moved
+    incoming edge and the start of the moved outgoing one. Both passages share that segment,
+    so the two pixels stay joined by a zero-width bridge instead of overlapping.
+    """
+    lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    vertices = np.concatenate(rings).astype(np.float64, copy=False)
+    starts = np.cumsum(lengths) - lengths
+    nxt, prv = cyclic_neighbours(starts, lengths, len(vertices))
+    e_in, e_out = vertices - vertices[prv], vertices[nxt] - vertices
+
+    def across(e: np.ndarray) -> np.ndarray:  # an edge's own shift, along its normal
+        return -pull * np.stack([(e[:, 0] == 0) & (e[:, 1] < 0), (e[:, 1] == 0) & (e[:, 0] > 0)], axis=1)
+
+    moved = vertices + across(e_in) + across(e_out)
+    pinch = _twice_in_group(vertices, np.repeat(groups, lengths))
+    if not pinch.any():
+        return np.split(moved, np.cumsum(lengths)[:-1])
+    # At a pinch the incoming edge ends at a corner of the pixel before the vertex and the
+    # outgoing one starts at a corner of the pixel after it; each takes that pixel's shift.
+    end_in = vertices + across(e_in) - pull * np.stack([e_in[:, 0] > 0, e_in[:, 1] > 0], axis=1)
+    start_out = vertices + across(e_out) - pull * np.stack([e_out[:, 0] < 0, e_out[:, 1] < 0], axis=1)
+    moved[pinch] = end_in[pinch]
+    pairs = np.stack([moved, start_out], axis=1)
+    moved = pairs[np.stack([np.ones_like(pinch), pinch], axis=1)]
+    lengths = lengths + np.add.reduceat(pinch, starts)
+    return np.split(moved, np.cumsum(lengths)[:-1])
 
 
 def inset_rings(rings: list[Ring], distance: float, groups: np.ndarray | None = None) -> list[Ring]:

@@ -34,7 +34,8 @@ def test_single_pixel():
     (inst,) = instances(m)
     assert inst.bbox == (3, 2, 1, 1)
     assert inst.area == 1
-    assert set(ring(inst.coco_polygons()[0])) == {(3, 2), (4, 2), (4, 3), (3, 3)}
+    assert {tuple(v) for v in inst.outer.tolist()} == {(3, 2), (4, 2), (4, 3), (3, 3)}  # the exact outline
+    assert set(ring(inst.coco_polygons()[0])) == {(3, 2), (3.75, 2), (3.75, 2.75), (3, 2.75)}  # top-left rule
     assert np.array_equal(decode_rle(inst.rle), m)
     assert np.array_equal(polygon_to_mask(inst.coco_polygons(), 5, 6), m)
     assert np.array_equal(yolo_raster(inst, 5, 6), m)
@@ -94,7 +95,7 @@ def test_full_mask():
     m = np.ones((7, 5), np.uint8)
     (inst,) = instances(m)
     assert inst.bbox == (0, 0, 5, 7) and inst.area == 35
-    assert sorted(ring(inst.coco_polygons()[0])) == [(0, 0), (0, 7), (5, 0), (5, 7)]
+    assert sorted(ring(inst.coco_polygons()[0])) == [(0, 0), (0, 6.75), (4.75, 0), (4.75, 6.75)]
     assert np.array_equal(decode_rle(inst.rle), m)
 
 
@@ -256,7 +257,6 @@ def test_verify_compares_crops_exactly_as_full_images():
 def test_keyhole_polygons_are_exact_under_pycocotools():
     """A region's holes joined to its outline by zero-width bridges: pycocotools fills the one
     polygon back to exactly the region's pixels (the COCO ``polygon`` mode relies on it)."""
-    from mvtec2coco.geometry.masks import join_holes
 
     rng = np.random.default_rng(7)
     checked = 0
@@ -269,7 +269,52 @@ def test_keyhole_polygons_are_exact_under_pycocotools():
         mask[rng.random((40, 40)) < 0.02] ^= 1
         for inst in instances(mask):
             if inst.holes:
-                polygon = join_holes(inst.outer, list(inst.holes))
-                assert np.array_equal(polygon_to_mask([polygon.reshape(-1).tolist()], 40, 40), decode_rle(inst.rle))
+                assert np.array_equal(polygon_to_mask(inst.coco_polygons(keyholes=True), 40, 40), decode_rle(inst.rle))
                 checked += 1
     assert checked > 200
+
+
+def fill_truncated(polygon: np.ndarray, h: int, w: int) -> np.ndarray:
+    """supervision's and ultralytics' rasteriser: points truncated to int, then ``cv2.fillPoly``."""
+    return cv2.fillPoly(np.zeros((h, w), np.uint8), [polygon.astype(np.int32)], 1)
+
+
+def fill_pil(polygon: np.ndarray, h: int, w: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (w, h))
+    ImageDraw.Draw(image).polygon([tuple(p) for p in polygon.tolist()], fill=1)
+    return np.asarray(image)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(masks_strategy)
+def test_property_coco_polygons_exact_under_common_rasterisers(spec):
+    """The top-left rule: the written COCO polygon of every region without holes is exact under
+    pycocotools, under fillPoly on truncated points and under PIL; with keyholes pycocotools
+    stays exact and fillPoly clips at most a hole pixel or two where a bridge crosses a corner
+    (``tests/interop`` adds scikit-image, ``tools/measure_rasterisers.py`` measures them all)."""
+    m = random_mask(spec)
+    h, w = m.shape
+    for inst in instances(m):
+        exact = decode_rle(inst.rle)
+        (flat,) = inst.coco_polygons(keyholes=True)
+        polygon = np.reshape(flat, (-1, 2))
+        assert np.array_equal(polygon_to_mask([flat], h, w), exact)
+        if inst.has_holes:  # PIL's scanline fill loses runs along some bridges: measured, not exact
+            got = fill_truncated(polygon, h, w)
+            assert np.all(got >= exact) and int((got > exact).sum()) <= 2 * len(inst.holes)
+            continue
+        for fill in (fill_truncated, fill_pil):
+            assert np.array_equal(fill(polygon, h, w), exact), fill.__name__
+
+
+def test_pinch_keeps_diagonal_pixels_apart_under_truncation():
+    """Two pixels touching at a corner: the pulled-in right/bottom edges meet the other pixel's
+    unmoved edges in a zero-width bridge, so no background pixel at the pinch is filled."""
+    m = np.zeros((4, 4), np.uint8)
+    m[1, 2] = m[2, 1] = 1
+    (inst,) = instances(m)
+    polygon = np.reshape(inst.coco_polygons()[0], (-1, 2))
+    assert np.array_equal(fill_truncated(polygon, 4, 4), m)
+    assert np.array_equal(fill_pil(polygon, 4, 4), m)
