@@ -4,7 +4,7 @@ Forked worker processes take chunks of samples: for each sample they read the im
 decode its masks once, extract the instances, write the YOLO label files and place the image for
 every requested format, and hand back each COCO annotation already as JSON text, which the main
 process numbers and joins per subset. Meanwhile the main process writes what needs no result
-(folders, ``split.csv``, ``data.yaml``). Nothing is dropped silently: every skipped image or
+(folders, ``meta/split.csv``, ``data.yaml``). Nothing is dropped silently: every skipped image or
 instance is counted, by reason and class, in ``report.json``.
 """
 
@@ -27,14 +27,14 @@ from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, 
 from .datasets.imageio import MASK_NOTES, load_mask, opencv_single_threaded, read_header
 from .errors import OptionError
 from .formats import FORMATS, coco, yolo
-from .formats.placement import IMAGE_MODES, image_relpath, label_relpath, place_image
+from .formats.placement import IMAGE_MODES, NAME_LAYOUTS, image_relpath, label_relpath, output_name, place_image
 from .formats.yolo import polygon_texts
 from .geometry.masks import Instance, coco_rings, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .records import Dataset, Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import default_workers, fork_map
 from .runtime.staging import staged_output
-from .split import SUBSETS, Split, is_split_file, make_split, manifest_text
+from .split import MANIFEST, SUBSETS, Split, is_split_file, make_split, manifest_text
 
 COCO_MASKS = ("auto", "rle", "polygon")
 CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
@@ -52,6 +52,7 @@ class ConvertOptions:
     seed: int = 0
     classes: str = "type"
     images: str = "link"
+    names: str = "flat"  # file names inside images/<subset>/: flat (one level) or mirror (the source tree)
     good: str = "include"
     min_area: int = 0
     simplify: float = 0.0
@@ -61,6 +62,7 @@ class ConvertOptions:
 
     def check(self) -> None:
         for value, allowed, what in ((self.classes, CLASS_MODES, "--classes"), (self.images, IMAGE_MODES, "--images"),
+                                     (self.names, NAME_LAYOUTS, "--names"),
                                      (self.good, GOOD_MODES, "--good"), (self.coco_masks, COCO_MASKS, "--coco-masks")):
             if value not in allowed:
                 raise OptionError(f"{what} '{value}' is not one of {', '.join(allowed)}")
@@ -91,7 +93,7 @@ class Job(NamedTuple):
     masks: tuple[str, ...]
     width: int  # 0: not read yet (a listing without headers); the worker reads the header
     height: int
-    image_rel: str  # images/<subset>/<path as in the dataset>
+    image_rel: str  # images/<subset>/<name> (``placement.output_name``)
     label_rel: str  # labels/<subset>/<same, .txt>
     class_id: int | None  # None: a good image (its mask, if any, should be empty)
 
@@ -327,9 +329,9 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
 
 def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, Path], samples: list[Sample],
                 split: Split, names: list[str]) -> None:
-    """Everything of the output that needs no worker's result: the mirrored folders, parents
+    """Everything of the output that needs no worker's result: the folders, parents
     first (workers create any folder they reach first; both sides tolerate the other), then
-    ``split.csv`` everywhere and ``data.yaml`` for YOLO. Runs while the workers work."""
+    ``meta/split.csv`` everywhere and ``data.yaml`` for YOLO. Runs while the workers work."""
     image_dirs = {job.image_rel.rpartition("/")[0] for job in jobs}
     label_dirs = {job.label_rel.rpartition("/")[0] for job in jobs}
     folders = set()
@@ -338,13 +340,14 @@ def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, 
             folders.add(f"{root}/{rel}")
     for folder in sorted(folders, key=lambda f: (f.count("/"), f)):
         os.makedirs(folder, exist_ok=True)
-    manifest = manifest_text(samples, split)
+    manifest = manifest_text(samples, split, context.options.names)
     roots = [Path(root) for _, root in context.roots]
     for fmt, root in zip(finals, roots):
         if fmt != "coco":
             yolo.write_data_yaml(root, names, _subset_paths(split))
     for root in dict.fromkeys([*roots, tmp]):
-        (root / "split.csv").write_text(manifest)
+        (root / MANIFEST).parent.mkdir(exist_ok=True)
+        (root / MANIFEST).write_text(manifest)
 
 
 def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions) -> list[Job]:
@@ -354,9 +357,9 @@ def _jobs(samples: list[Sample], split: Split, names: list[str], options: Conver
     jobs = []
     for s in samples:
         name = class_name(s, options.classes)
-        subset, relpath = subsets[s.id], s.relpath
+        subset, name_out = subsets[s.id], output_name(s.relpath, options.names)
         jobs.append(Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
-                        image_relpath(subset, relpath), label_relpath(subset, relpath),
+                        image_relpath(subset, name_out), label_relpath(subset, name_out),
                         None if name is None else index[name]))
     return jobs
 
@@ -379,7 +382,8 @@ def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str
     members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
     for s, job, result in zip(samples, jobs, results):
         members[split.subsets[s.id]].append(
-            coco.CocoImage(s.relpath, result.width, result.height, (job.class_id or 0) + 1, result.coco))
+            coco.CocoImage(job.image_rel.split("/", 2)[2], result.width, result.height, (job.class_id or 0) + 1,
+                           result.coco, s.relpath))
     for subset, images in members.items():
         if images:
             coco.write(coco.subset_path(root, subset), images, names, supers, subset)

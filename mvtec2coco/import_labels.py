@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import OptionError
 from .formats import coco, yolo
+from .formats.placement import source_name
 from .records import GOOD
 
 SPLITS = ("train", "test", "validation", "val")
@@ -33,7 +34,7 @@ class Labelled:
     """One image to place: where it comes from, its name, its defect type and mask (None: good)."""
 
     source: Path
-    file_name: str
+    file_name: str  # the source path it was converted from, when the name tells it (``placement.source_name``)
     category: str | None
     label: str
     mask: np.ndarray | None
@@ -96,9 +97,10 @@ def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
                     raise OptionError(f"annotation {a.get('id')}: mask is {m.shape[1]}x{m.shape[0]}, its image "
                                       f"{mask.shape[1]}x{mask.shape[0]}", path)
                 mask |= (m > 0).astype(np.uint8)
-        category = PurePosixPath(img["file_name"]).parts[0] if "/" in img["file_name"] else None
+        name = source_name(img["file_name"])
+        category = PurePosixPath(name).parts[0] if "/" in name else None
         category, label = _split_class(kinds.pop(), category) if anns else (category, GOOD)
-        found.append(Labelled(data.images_dir / img["file_name"], img["file_name"], category, label, mask))
+        found.append(Labelled(data.images_dir / img["file_name"], name, category, label, mask))
     return found
 
 
@@ -117,7 +119,7 @@ def read_yolo_seg(folder: Path) -> list[Labelled]:
     found = []
     for image in sorted(p for p in (root / "images").rglob("*") if p.is_file() and is_image_file(p)):
         rel = image.relative_to(root / "images")
-        name = PurePosixPath(*rel.parts[1:]).as_posix()  # without the subset folder
+        name = source_name(PurePosixPath(*rel.parts[1:]).as_posix())  # without the subset folder
         rows = yolo.read_labels((root / "labels" / rel).with_suffix(".txt"))
         header = read_header(image)
         h, w = header.height, header.width

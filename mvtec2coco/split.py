@@ -1,7 +1,8 @@
 """Assign samples to train/val/test: the dataset's own split, seeded stratified ratios, or a file.
 
-The result is written as ``split.csv`` next to every output, so that the detector, the segmenter
-and the classifiers are trained and judged on the same images.
+The result is written as ``meta/split.csv`` in every output, so that the detector, the segmenter
+and the classifiers are trained and judged on the same images. It sits one folder down because
+format detectors take any CSV at a dataset's top level for a table (Datumaro's ``tabular``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from .runtime.seeding import stable_int
 
 SUBSETS = ("train", "val", "test")
 OFFICIAL = {"train": "train", "validation": "val", "val": "val", "test": "test", "test_public": "test"}
-MANIFEST_COLUMNS = ("sample_id", "source", "subset", "class")
+MANIFEST_COLUMNS = ("sample_id", "source", "subset", "class", "file_name")
+MANIFEST = Path("meta", "split.csv")  # inside every output folder
+
+
+def manifest_path(folder: Path) -> Path:
+    """The split file of the output ``folder`` (outputs of older versions kept it at the top)."""
+    path = Path(folder) / MANIFEST
+    return path if path.is_file() or not (Path(folder) / MANIFEST.name).is_file() else Path(folder) / MANIFEST.name
 
 
 @dataclass
@@ -167,12 +175,15 @@ def split_from_file(samples: list[Sample], path: Path) -> Split:
     return split
 
 
-def manifest_text(samples: list[Sample], split: Split) -> str:
-    """``split.csv``: sample id, source path relative to the dataset root, subset, class."""
+def manifest_text(samples: list[Sample], split: Split, names: str = "flat") -> str:
+    """``split.csv``: sample id, source path relative to the dataset root, subset, class, and the
+    image's file name inside ``images/<subset>/`` of the output (name layout ``names``)."""
+    from .formats.placement import output_name
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     for s in sorted(samples, key=lambda s: s.id):
         if s.id in split.subsets:
-            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label])
+            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label, output_name(s.relpath, names)])
     return buffer.getvalue()

@@ -28,12 +28,14 @@ from .datasets import load_dataset
 from .datasets.imageio import JPEG_EOI, load_mask, opencv_single_threaded
 from .errors import OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
+from .formats.placement import output_name
 from .geometry.masks import Instance, instances, iou
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 from .runtime.staging import write_file
 from .runtime.ultralytics_env import quiet_offline_ultralytics
+from .split import manifest_path
 
 MAX_LISTED = 50
 
@@ -93,7 +95,7 @@ def _read_report(folder: Path) -> dict:
 
 
 def _read_manifest(folder: Path) -> list[dict]:
-    path = folder / "split.csv"
+    path = manifest_path(folder)
     if not path.is_file():
         raise VerificationError("split.csv is missing", path, "convert again")
     try:
@@ -301,22 +303,23 @@ def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.n
 def _check_one(args) -> ImageCheck:
     fmt, folder, sample, subset, options, names = args
     folder = Path(folder)
-    check = ImageCheck(f"{subset}/{sample.relpath}")
+    name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
+    check = ImageCheck(f"{subset}/{name}")
     source, mask = _source_instances(sample, options)
     expected_class = class_name(sample, options["classes"])
     check.expected = len(source)
-    image = folder / "images" / subset / sample.relpath
+    image = folder / "images" / subset / name
     problem, data_broken = _image_problem(image, sample.image, options.get("images", "link"))
     if problem:
         check.problems.append(f"{check.image}: {problem}")
     anns: list[dict] = []
     try:
         if fmt == "coco":
-            anns, masks = _coco_instances(folder, subset, sample)
+            anns, masks = _coco_instances(folder, subset, sample, name)
             classes = [names[a["category_id"] - 1] if 0 < a["category_id"] <= len(names) else None for a in anns]
             boxes = None
         else:
-            ids, masks, boxes = _yolo_instances(folder, subset, sample, fmt, len(names), not data_broken)
+            ids, masks, boxes = _yolo_instances(folder, subset, sample, name, fmt, len(names), not data_broken)
             classes = [names[c] for c in ids]
     except (VerificationError, OSError, ValueError) as exc:  # a consumer refused the file: that is the finding
         check.problems.append(f"{check.image}: cannot be read back: {exc}")
@@ -394,14 +397,14 @@ def _image_data_problem(path: Path) -> str | None:
     return None
 
 
-def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[dict], list[np.ndarray]]:
+def _coco_instances(folder: Path, subset: str, sample: Sample, name: str) -> tuple[list[dict], list[np.ndarray]]:
     path = str(coco.subset_path(folder, subset))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(folder, {subset}, [], [])
         if path not in _COCO_FILES:
             raise VerificationError("its COCO file cannot be read back", path)
     index, by_name, _ = _COCO_FILES[path]
-    image = by_name.get(sample.relpath)
+    image = by_name.get(name)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
     if (image.get("width"), image.get("height")) != (sample.width, sample.height):
@@ -418,10 +421,10 @@ def _coco_instances(folder: Path, subset: str, sample: Sample) -> tuple[list[dic
     return anns, masks
 
 
-def _yolo_instances(folder: Path, subset: str, sample: Sample, fmt: str, classes: int, image_ok: bool):
+def _yolo_instances(folder: Path, subset: str, sample: Sample, name: str, fmt: str, classes: int, image_ok: bool):
     from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
 
-    image = folder / "images" / subset / sample.relpath
+    image = folder / "images" / subset / name
     label = img2label_paths([str(image)])[0]
     if not os.path.isfile(label):
         raise VerificationError("label file is missing", label)

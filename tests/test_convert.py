@@ -28,7 +28,7 @@ def converted_all(tiny_mvtec, tmp_path_factory) -> Path:
 
 def test_all_formats_written_and_verified(converted_all):
     for fmt in ("yolo", "yolo-seg", "coco"):
-        assert (converted_all / fmt / "split.csv").is_file()
+        assert (converted_all / fmt / "meta" / "split.csv").is_file()
         assert (converted_all / fmt / "report.json").is_file()
     result = run_cli("verify", converted_all)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -41,16 +41,44 @@ def test_all_formats_written_and_verified(converted_all):
     assert report["formats"]["coco"]["instance_iou_mean"] == 1.0
 
 
-def test_yolo_labels_mirror_the_source_tree(converted_all):
+def test_flat_names_one_level_deep_and_collision_free(converted_all):
+    """The default name layout: every image one file name inside its subset folder, which
+    ``placement.source_name`` turns back into the source path listed in split.csv."""
+    from mvtec2coco.formats.placement import source_name
+
     root = converted_all / "yolo"
     images = sorted(p.relative_to(root / "images") for p in (root / "images").rglob("*.png"))
-    assert len(images) == 34
-    stems = [p.name for p in images]
-    assert len(set(map(str, images))) == 34 and len(set(stems)) < 34  # equal stems stay apart by folder
+    assert len(images) == 34 and all(len(p.parts) == 2 for p in images)  # images/<subset>/<name>
+    assert len({p.name for p in images}) == 34  # equal source stems (000.png) stay apart
+    with open(root / "meta" / "split.csv") as fh:
+        rows = {r["file_name"]: r for r in csv.DictReader(fh)}
     for image in images:
+        subset, name = image.parts
+        assert rows[name]["subset"] == subset and source_name(name) == rows[name]["source"]
         assert (root / "labels" / image).with_suffix(".txt").is_file()
-    good = [p for p in images if "/good/" in p.as_posix()]
+    good = [p for p in images if "__good__" in p.name]
     assert good and all((root / "labels" / p).with_suffix(".txt").read_text() == "" for p in good)
+    coco_images = json.loads((converted_all / "coco" / "annotations" / "instances_test.json").read_text())["images"]
+    assert all(source_name(i["file_name"]) == i["source_file"] for i in coco_images)
+
+
+def test_mirror_names_keep_the_source_tree(tiny_mvtec, tmp_path):
+    out = tmp_path / "m"
+    convert(load_dataset(tiny_mvtec), out, ConvertOptions(formats=("yolo", "coco"), names="mirror"))
+    images = sorted(p.relative_to(out / "yolo" / "images") for p in (out / "yolo" / "images").rglob("*.png"))
+    assert len(images) == 34 and all(len(p.parts) == 5 for p in images)  # <subset>/grid/test/<type>/000.png
+    for image in images:
+        assert (tiny_mvtec / Path(*image.parts[1:])).is_file()
+        assert (out / "yolo" / "labels" / image).with_suffix(".txt").is_file()
+    assert verify(out)["passed"]
+
+
+@pytest.mark.parametrize("path", ["bottle/test/broken_large/000.png", "a__b/_x/y_/50%/%5F.png", "c/_/__/x.png"])
+def test_flat_names_are_reversible(path):
+    from mvtec2coco.formats.placement import output_name, source_name
+
+    name = output_name(path)
+    assert "/" not in name and source_name(name) == path
 
 
 def test_yolo_box_values_are_exact(tmp_path):
@@ -71,13 +99,13 @@ def test_yolo_box_values_are_exact(tmp_path):
         cv2.imwrite(str(root / "ground_truth" / "dent" / f"{i:03d}_mask.png"), mask)
     out = tmp_path / "out"
     convert(load_dataset(tmp_path / "data"), out, ConvertOptions(formats=("yolo", "coco"), workers=1))
-    label = next(p for p in (out / "yolo" / "labels").rglob("*.txt") if "dent/000" in p.as_posix())
+    label = next(p for p in (out / "yolo" / "labels").rglob("*.txt") if "dent__000" in p.name)
     rows = [line.split() for line in label.read_text().splitlines()]
     assert rows[0] == ["0", f"{7.5 / 30:.6f}", f"{5.5 / 20:.6f}", f"{1 / 30:.6f}", f"{1 / 20:.6f}"]
     assert rows[1] == ["0", f"{24.5 / 30:.6f}", f"{12 / 20:.6f}", f"{9 / 30:.6f}", f"{4 / 20:.6f}"]
     subset = label.relative_to(out / "yolo" / "labels").parts[0]
     coco = json.loads((out / "coco" / "annotations" / f"instances_{subset}.json").read_text())
-    image = next(i for i in coco["images"] if i["file_name"] == "widget/test/dent/000.png")
+    image = next(i for i in coco["images"] if i["file_name"] == "widget__test__dent__000.png")
     anns = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
     assert [a["bbox"] for a in anns] == [[7, 5, 1, 1], [20, 10, 9, 4]]
     assert [a["area"] for a in anns] == [1, 36]
@@ -223,16 +251,16 @@ def test_split_is_stratified_and_reusable(tiny_mvtec, tmp_path):
     for subset in ("train", "val", "test"):
         assert set(report["images"][subset]) == {"good", "bent", "broken_large", "broken_small", "contamination",
                                                  "thread"}
-    with open(tmp_path / "a" / "split.csv") as fh:
+    with open(tmp_path / "a" / "meta" / "split.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 34 and {r["subset"] for r in rows} == {"train", "val", "test"}
-    assert rows[0].keys() == {"sample_id", "source", "subset", "class"}
-    result = run_cli("convert", tiny_mvtec, "--out", tmp_path / "b", "--split-file", tmp_path / "a" / "split.csv",
+    assert rows[0].keys() == {"sample_id", "source", "subset", "class", "file_name"}
+    result = run_cli("convert", tiny_mvtec, "--out", tmp_path / "b", "--split-file", tmp_path / "a" / "meta" / "split.csv",
                      "--format", "coco")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "b" / "split.csv").read_text() == (tmp_path / "a" / "split.csv").read_text()
+    assert (tmp_path / "b" / "meta" / "split.csv").read_text() == (tmp_path / "a" / "meta" / "split.csv").read_text()
     other = convert(load_dataset(tiny_mvtec), tmp_path / "c", ConvertOptions(seed=4))
-    assert (tmp_path / "c" / "split.csv").read_text() != (tmp_path / "a" / "split.csv").read_text()
+    assert (tmp_path / "c" / "meta" / "split.csv").read_text() != (tmp_path / "a" / "meta" / "split.csv").read_text()
     assert other["images"]["train"] == report["images"]["train"]
 
 
@@ -258,8 +286,10 @@ def test_bad_options_exit_2(tiny_mvtec, tmp_path):
 def test_image_modes(tiny_mvtec, tmp_path, mode):
     out = tmp_path / mode
     convert(load_dataset(tiny_mvtec), out, ConvertOptions(images=mode))
+    from mvtec2coco.formats.placement import source_name
+
     image = next((out / "images").rglob("*.png"))
-    source = tiny_mvtec / Path(*image.relative_to(out / "images").parts[1:])
+    source = tiny_mvtec / source_name(image.name)
     assert image.read_bytes() == source.read_bytes()
     if mode == "symlink":
         assert image.is_symlink()

@@ -31,7 +31,7 @@ def test_convert_import_convert_gives_identical_outputs(tiny_mvtec, tmp_path):
     assert source_masks.keys() == imported.keys()
     assert all(np.array_equal(source_masks[k], imported[k]) for k in source_masks)  # bit for bit, as read
     again = tmp_path / "again"
-    run_cli("convert", dataset, "--format", "all", "--out", again, "--split-file", first / "split.csv", check=True)
+    run_cli("convert", dataset, "--format", "all", "--out", again, "--split-file", first / "meta" / "split.csv", check=True)
     assert _without_reports(tree_digest(again)) == _without_reports(tree_digest(first))
     # report.json differs only where it names the folders and the split option
     a, b = (json.loads((d / "coco" / "report.json").read_text()) for d in (first, again))

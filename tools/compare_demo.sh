@@ -23,7 +23,7 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 start=$(date +%s)
 $M synth "$WORK/data" --preset "$PRESET"
 $M convert "$WORK/data" --category "$CATEGORY" --format all --out "$WORK/conv" --split 0.6,0.2,0.2  # defects in each subset
-SPLIT="$WORK/conv/split.csv"  # every family trains on the conversion's train subset only
+SPLIT="$WORK/conv/meta/split.csv"  # every family trains on the conversion's train subset only
 
 $M classifier train --config "$ROOT/configs/classifier/01_resnet18_baseline.yaml" --data "$WORK/data" \
     --set data.split="$SPLIT" --set "data.categories=[$CATEGORY]" --set model.weights=none --set data.image_size="$CLS_SIZE" --set train.epochs="$EPOCHS" \

@@ -96,6 +96,9 @@ def convert(
     category: CategoryOpt = None,
     layout: LayoutOpt = None,
     images: Annotated[str, typer.Option(help="link (hardlink, copy across filesystems), copy, or symlink.")] = "link",
+    names: Annotated[str, typer.Option(help="File names inside images/<subset>/: flat (bottle__test__crack__000.png, "
+                                       "read by every consumer) or mirror (the source tree, bottle/test/crack/000.png)."
+                                       )] = "flat",
     good: Annotated[str, typer.Option(help="include good images with empty labels, or exclude them.")] = "include",
     min_area: Annotated[int, typer.Option(help="Skip (and count) regions smaller than this many pixels.")] = 0,
     simplify: Annotated[float, typer.Option(help="Douglas-Peucker tolerance in px for polygons (0 = exact).")] = 0.0,
@@ -116,7 +119,7 @@ def convert(
     if split_file is not None and split is not None:
         raise OptionError("--split and --split-file both given", hint="pass one of them")
     options = ConvertOptions(formats=parse_formats(fmt or ["yolo"]), split=str(split_file) if split_file else
-                             (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, good=good,
+                             (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, names=names, good=good,
                              min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
                              workers=workers)
     options.check()

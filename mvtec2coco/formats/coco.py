@@ -31,6 +31,7 @@ class CocoImage:
     height: int
     category_id: int  # of every annotation of this image (one defect type per image)
     annotations: tuple[str, ...]  # ``annotation_tail`` texts
+    source_file: str = ""  # the image's path relative to the source dataset's root
 
 
 def ring_texts(rings: list[np.ndarray]) -> list[str]:
@@ -97,8 +98,9 @@ def write(path: Path, images: list[CocoImage], names: list[str], supercategories
     image_parts, annotation_parts = [], []
     ann_id = 0
     for image_id, image in enumerate(images, 1):
+        source = f',"source_file":{_json_string(image.source_file)}' if image.source_file else ""
         image_parts.append(f'{{"id":{image_id},"file_name":{_json_string(image.file_name)},'
-                           f'"width":{image.width},"height":{image.height}}}')
+                           f'"width":{image.width},"height":{image.height}{source}}}')
         for tail in image.annotations:
             ann_id += 1
             annotation_parts.append(f'{{"id":{ann_id},"image_id":{image_id},"category_id":{image.category_id},{tail}')

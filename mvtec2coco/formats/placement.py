@@ -1,4 +1,13 @@
-"""Placing images in an output tree (hardlink, symlink or copy) under names mirroring the source."""
+"""Placing images in an output tree (hardlink, symlink or copy), and the names they get there.
+
+Two name layouts. ``flat`` (the default) gives every image one file name inside its subset
+folder: the source path's parts joined by ``__`` (``bottle/test/crack/000.png`` ->
+``bottle__test__crack__000.png``), which every consumer reads, including those that only look at
+one folder level (supervision, Datumaro, Label Studio). The scheme is reversible
+(``source_name``): ``%`` in a part is written ``%25``, and a part that holds ``__`` or starts or
+ends with ``_`` has each ``_`` written ``%5F``; the MVTec families never need either. ``mirror``
+keeps the source tree under the subset folder (``bottle/test/crack/000.png``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +15,13 @@ import errno
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..errors import OptionError
 
 IMAGE_MODES = ("link", "copy", "symlink")
+NAME_LAYOUTS = ("flat", "mirror")
+JOIN = "__"
 
 
 def place_image(src: Path | str, dst: Path | str, mode: str) -> None:
@@ -32,11 +44,33 @@ def place_image(src: Path | str, dst: Path | str, mode: str) -> None:
     raise OptionError(f"unknown image mode '{mode}'", hint=f"use one of {', '.join(IMAGE_MODES)}")
 
 
-def image_relpath(subset: str, source_relpath: str) -> str:
-    """``images/<subset>/<path as in the dataset>``: mirroring keeps equal stems apart."""
-    return f"images/{subset}/{source_relpath}"
+def output_name(source_relpath: str, names: str = "flat") -> str:
+    """The image's file name inside ``images/<subset>/`` for the name layout ``names``."""
+    if names == "mirror":
+        return source_relpath
+    return JOIN.join(_escape(part) for part in source_relpath.split("/"))
 
 
-def label_relpath(subset: str, source_relpath: str) -> str:
+def source_name(name: str) -> str:
+    """The source path (relative to the dataset root) of a ``flat`` name; ``mirror`` names (with
+    a ``/``) are returned as they are."""
+    if "/" in name:
+        return name
+    return "/".join(unquote(part) for part in name.split(JOIN))
+
+
+def _escape(part: str) -> str:
+    part = part.replace("%", "%25")
+    if JOIN in part or part.startswith("_") or part.endswith("_"):
+        part = part.replace("_", "%5F")
+    return part
+
+
+def image_relpath(subset: str, name: str) -> str:
+    """``images/<subset>/<name>``, ``name`` from ``output_name``."""
+    return f"images/{subset}/{name}"
+
+
+def label_relpath(subset: str, name: str) -> str:
     """The label file ultralytics looks for: ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
-    return f"labels/{subset}/{os.path.splitext(source_relpath)[0]}.txt"
+    return f"labels/{subset}/{os.path.splitext(name)[0]}.txt"

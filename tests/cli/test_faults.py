@@ -323,7 +323,7 @@ def option_cases() -> list[Case]:
     def good_split(e: Env, transform: Callable[[str], str]) -> None:
         result = run(["convert", str(e.data), "--out", str(e.work / "first")])
         assert result.returncode == 0, result.stderr
-        text = (e.work / "first" / "split.csv").read_text()
+        text = (e.work / "first" / "meta" / "split.csv").read_text()
         shutil.rmtree(e.work / "first")
         (e.work / "split.csv").write_bytes(transform(text).encode("utf-8"))
 
@@ -461,7 +461,7 @@ def output_cases() -> list[Case]:
              setup=our_output, check=lambda e, r: (e.out / "annotations").is_dir() and not (e.out / "data.yaml").exists()),
         Case("out-own-output-no-overwrite", convert_to(lambda e: e.out), 2, "not empty", setup=our_output),
         Case("out-contains-split-file", lambda e: ["convert", str(e.data), "--out", str(e.out), "--overwrite",
-                                                   "--split-file", str(e.out / "split.csv")], 2, "contains the input",
+                                                   "--split-file", str(e.out / "meta" / "split.csv")], 2, "contains the input",
              setup=our_output),
         Case("out-empty-string", convert_to(lambda e: Path("")), 2, "empty"),
         Case("out-existing-empty-folder", convert_to(lambda e: e.out), 0, setup=lambda e: e.out.mkdir()),
@@ -595,12 +595,12 @@ def tamper_cases() -> list[Case]:
             a["category_id"] += 10
 
     def swap_image(out: Path) -> None:
-        a, b = sorted((out / "images" / "train" / "bottle" / "train" / "good").iterdir())[:2]
+        a, b = sorted((out / "images" / "train").glob("bottle__train__good__*"))[:2]
         os.unlink(a)
         shutil.copyfile(b, a)
 
     def corrupt_in_place(out: Path) -> None:  # a copy: the source is not touched
-        path = sorted((out / "images" / "train" / "bottle" / "train" / "good").iterdir())[0]
+        path = sorted((out / "images" / "train").glob("bottle__train__good__*"))[0]
         raw = bytearray(path.read_bytes())
         raw[raw.index(b"IDAT") + 12] ^= 0xFF
         path.write_bytes(bytes(raw))
@@ -662,8 +662,8 @@ def tamper_cases() -> list[Case]:
         ("verify-report-deleted", lambda out: (out / "report.json").unlink(), "no report.json"),
         ("verify-report-garbage", lambda out: (out / "report.json").write_text("{"), "report.json is unreadable"),
         ("verify-report-incomplete", lambda out: (out / "report.json").write_text("{}"), "report.json is unreadable"),
-        ("verify-split-deleted", lambda out: (out / "split.csv").unlink(), "split.csv is missing"),
-        ("verify-split-garbage", lambda out: (out / "split.csv").write_bytes(b"\xff\xfe\x00"), "split.csv"),
+        ("verify-split-deleted", lambda out: (out / "meta" / "split.csv").unlink(), "split.csv is missing"),
+        ("verify-split-garbage", lambda out: (out / "meta" / "split.csv").write_bytes(b"\xff\xfe\x00"), "split.csv"),
     ]
     for name, tamper, says in unusable:
         cases.append(Case(name, lambda e, t=tamper: ["verify", str(_tampered(e, t, ("--format", "coco")))], 2, says))
@@ -689,8 +689,8 @@ def _append(path: Path, line: str) -> None:
 
 
 def _replace_bytes(out: Path) -> None:
-    path = sorted((out / "images" / "train" / "bottle" / "train" / "good").iterdir())[0]
-    other = sorted((out / "images" / "train" / "bottle" / "train" / "good").iterdir())[1]
+    path = sorted((out / "images" / "train").glob("bottle__train__good__*"))[0]
+    other = sorted((out / "images" / "train").glob("bottle__train__good__*"))[1]
     path.write_bytes(other.read_bytes())
 
 

@@ -303,7 +303,7 @@ def test_predict_is_keyed_by_the_ground_truth(two_runs, tiny_mvtec, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     gt = json.loads((conversion / "annotations" / "instances_test.json").read_text())
     pred = json.loads((out / "predictions.json").read_text())
-    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in pred["images"]] == gt["images"]
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height", "source_file")} for i in pred["images"]] == gt["images"]
     classes = pred["info"]["classes"]
     for image in pred["images"]:
         probs = image["probabilities"]

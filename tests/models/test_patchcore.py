@@ -167,7 +167,7 @@ def test_predict_is_keyed_by_the_ground_truth_and_loads_for_cocoeval(fitted, tin
     gt_file = conversion / "annotations" / "instances_test.json"
     gt = json.loads(gt_file.read_text())
     pred = json.loads((out / "predictions.json").read_text())
-    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in pred["images"]] == gt["images"]
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height", "source_file")} for i in pred["images"]] == gt["images"]
     assert all(i["score"] >= 0 for i in pred["images"]) and pred["categories"] == gt["categories"]
     assert pred["info"]["pixel_threshold"] is not None and pred["annotations"]
     with contextlib.redirect_stdout(io.StringIO()):

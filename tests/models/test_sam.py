@@ -146,7 +146,7 @@ def test_predict_with_ground_truth_prompts_is_keyed_by_the_ground_truth(trained,
     gt_file = blob_coco / "instances_test.json"
     gt, dt = _load_results(gt_file, out)
     data = json.loads((out / "predictions.json").read_text())
-    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in data["images"]] == \
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height", "source_file")} for i in data["images"]] == \
         json.loads(gt_file.read_text())["images"]
     assert len(dt.getAnnIds()) == len(gt.getAnnIds())
     for a in data["annotations"]:  # each mask's own box, exactly, in the edge convention; area = its pixels
@@ -182,7 +182,7 @@ def test_boxes_are_found_by_relative_path_never_by_bare_file_name(tmp_path):
 
     data = two_folders_with_the_same_names(tmp_path / "data")
     out = tmp_path / "out"
-    run_cli("convert", data, "--format", "coco", "--out", out, "--split", "official", check=True)
+    run_cli("convert", data, "--format", "coco", "--out", out, "--split", "official", "--names", "mirror", check=True)
     gt_file = out / "annotations" / "instances_test.json"
     gt = json.loads(gt_file.read_text())
     names = [i["file_name"] for i in gt["images"]]

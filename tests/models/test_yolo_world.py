@@ -108,7 +108,7 @@ main()
     pred = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     gt_file = converted / "coco" / "annotations" / "instances_test.json"
     gt = json.loads(gt_file.read_text())
-    assert [{k: i[k] for k in ("id", "file_name", "width", "height")} for i in pred["images"]] == gt["images"]
+    assert [{k: i[k] for k in ("id", "file_name", "width", "height", "source_file")} for i in pred["images"]] == gt["images"]
     assert all(0 <= i["score"] <= 1 for i in pred["images"])  # each image's best box, 0 without one
     assert pred["categories"] == gt["categories"] and pred["annotations"]
     assert len(list((tmp_path / "pred" / "images").glob("*.png"))) == len(gt["images"])

@@ -23,9 +23,12 @@ class PredictImage:
     path: Path
     width: int
     height: int
+    source_file: str = ""  # the ground truth's path of the image in the source dataset, if it names one
 
     def record(self) -> dict:
-        return {"id": self.id, "file_name": self.file_name, "width": self.width, "height": self.height}
+        """The image as the ground truth lists it (``predictions.json`` keeps it)."""
+        extra = {"source_file": self.source_file} if self.source_file else {}
+        return {"id": self.id, "file_name": self.file_name, "width": self.width, "height": self.height, **extra}
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def _from_ground_truth(data: Path, split: str) -> PredictInputs:
         path = gt.images_dir / img["file_name"]
         if not path.is_file():
             raise OptionError("image of the ground truth does not exist", path, "convert again")
-        found.append(PredictImage(int(img["id"]), img["file_name"], path, int(img["width"]), int(img["height"])))
+        found.append(PredictImage(int(img["id"]), img["file_name"], path, int(img["width"]), int(img["height"]),
+                                  str(img.get("source_file", ""))))
     if not found:
         raise OptionError(f"subset '{split}' has no images", gt.path)
     categories = [{"id": c["id"], "name": c["name"], "supercategory": c.get("supercategory", "defect")}

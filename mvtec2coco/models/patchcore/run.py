@@ -260,6 +260,7 @@ def annotate(run: Path, images: list[Path], out: Path, fmt: str = "coco", thresh
 def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray]) -> None:
     """Mark the output as drafts and score every COCO annotation (data.yaml holds no path to fix)."""
     from ...formats import coco
+    from ...formats.placement import source_name
     from ...geometry.masks import decode_rle, polygon_to_mask
 
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -270,7 +271,7 @@ def _finish(folder: Path, fmt: str, report: dict, scores: dict[str, np.ndarray])
     names = {img["id"]: img for img in data["images"]}
     for ann in data["annotations"]:
         img = names[ann["image_id"]]
-        key = img["file_name"].rsplit(".", 1)[0]
+        key = source_name(img["file_name"]).rsplit(".", 1)[0]
         seg = ann["segmentation"]
         region = decode_rle(seg) if isinstance(seg, dict) else polygon_to_mask(seg, img["height"], img["width"])
         amap = scores[key]
