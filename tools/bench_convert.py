@@ -4,7 +4,7 @@
 The floor, with the same number of worker processes: list the dataset (os.walk), decode every mask
 PNG, read every image header, and create as many files and hardlinks as the conversion writes
 (empty label files, links): (a) in three flat folders, (a') at the paths the conversion uses, so
-that the 1,545 mirrored folders are made too. Both floors and the conversion are timed in this one
+that its folders are made too. Both floors and the conversion are timed in this one
 run on `synth --preset mvtec-full` (5,354 images, 1,258 masks), alternating, after an untimed
 warm-up; the best of --repeat runs is reported with the ratios, the median of each run's own
 ratio (robust to the machine's drifts between runs), and CPU seconds (this process and its
@@ -29,6 +29,7 @@ import cv2
 from mvtec2coco.convert import ConvertOptions, convert, parse_formats
 from mvtec2coco.datasets import load_dataset
 from mvtec2coco.datasets.imageio import read_header
+from mvtec2coco.formats.placement import output_name
 from mvtec2coco.runtime.parallel import default_workers, fork_map
 from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
@@ -68,13 +69,14 @@ def _flat_jobs(dataset, out: Path) -> list[tuple]:
 
 def _layout_jobs(dataset, out: Path) -> list[tuple]:
     """The same files at the paths `convert --format all` uses (images/ and labels/ per subset,
-    mirroring the source tree), so their folders are created too, on demand, by the workers."""
+    under the default flat names), so their folders are created too, on demand, by the workers."""
     split = make_split(list(dataset.samples), ConvertOptions().split, 0)
     jobs = []
     for s in dataset.samples:
-        subset, stem = split.subsets[s.id], os.path.splitext(s.relpath)[0]
+        subset, name = split.subsets[s.id], output_name(s.relpath)
+        stem = os.path.splitext(name)[0]
         jobs.append((str(s.image), tuple(map(str, s.masks)),
-                     tuple(f"{out}/{fmt}/images/{subset}/{s.relpath}" for fmt in ("yolo", "yolo-seg", "coco")),
+                     tuple(f"{out}/{fmt}/images/{subset}/{name}" for fmt in ("yolo", "yolo-seg", "coco")),
                      tuple(f"{out}/{fmt}/labels/{subset}/{stem}.txt" for fmt in ("yolo", "yolo-seg"))))
     return jobs
 

@@ -6,16 +6,17 @@ For every region of the masks (random masks like the property tests', and the de
 the region's pixels; the table gives the worst and the mean IoU. Regions with holes are scored
 as ``--coco-masks polygon`` writes them, holes joined by zero-width bridges.
 
-Rules: ``edge`` the exact pixel-edge outline; ``inset 0.05`` every edge 0.05 px in (YOLO-seg
-files, whose normalised 6-decimal coordinates need that margin); ``top-left 0.25`` left and top
-edges on the pixel edges, right and bottom 0.25 px in (COCO polygons); ``top-left 0.55`` the
-same beyond half a pixel (what fillPoly on rounded points needs); ``centres`` OpenCV's contour
-through the boundary pixels' centres (what most hand-written converters write).
+Rules: ``edge`` the exact pixel-edge outline; ``inset 0.05`` every edge 0.05 px in;
+``top-left 0.25`` left and top edges on the pixel edges, right and bottom 0.25 px in (COCO
+polygons); ``top-left 0.55`` the same beyond half a pixel; ``yolo 0.05/0.55`` left and top
+0.05 px in, right and bottom 0.55 px in, scored after the 6-decimal normalised text of a label
+file (YOLO-seg polygons); ``centres`` OpenCV's contour through the boundary pixels' centres
+(what most hand-written converters write).
 
 Rasterisers: pycocotools ``frPyObjects`` (COCOeval, Detectron2, MMDetection, FiftyOne's and
-Datumaro's COCO readers); ``cv2.fillPoly`` on truncated points (supervision, ultralytics) and
-on rounded points (FiftyOne's polyline rendering); ``skimage.draw.polygon2mask``; PIL
-``ImageDraw.polygon``. Needs scikit-image (``pip install scikit-image``; ``make interop`` has it).
+Datumaro's COCO readers); ``cv2.fillPoly`` on truncated points (ultralytics) and on rounded
+points (supervision); ``skimage.draw.polygon2mask``; PIL ``ImageDraw.polygon``. Needs
+scikit-image (``pip install scikit-image``; ``make interop`` installs it).
 
 Usage: python tools/measure_rasterisers.py [--random 400] [--preset tiny] [--markdown FILE]
 """
@@ -35,6 +36,8 @@ from skimage.draw import polygon2mask
 from mvtec2coco.geometry.masks import (
     COCO_PULL,
     YOLO_INSET,
+    YOLO_LEAD,
+    YOLO_PULL,
     Instance,
     decode_rle,
     inset_rings,
@@ -82,10 +85,13 @@ def _rule_rings(inst: Instance, rule: str, height: int, width: int) -> list[np.n
         return inset_rings(rings, YOLO_INSET, np.zeros(len(rings), np.int64))
     if rule.startswith("top-left"):
         return top_left_rings(rings, float(rule.split()[1]), np.zeros(len(rings), np.int64))
+    if rule.startswith("yolo"):
+        moved = top_left_rings(rings, YOLO_PULL, np.zeros(len(rings), np.int64), lead=YOLO_LEAD)
+        return [np.round(r / [width, height], 6) * [width, height] for r in moved]  # the label file's text
     return _centres(inst, height, width)
 
 
-RULES = ("edge", f"inset {YOLO_INSET}", f"top-left {COCO_PULL}", "top-left 0.55", "centres")
+RULES = ("edge", f"inset {YOLO_INSET}", f"top-left {COCO_PULL}", "top-left 0.55", f"yolo {YOLO_LEAD}/{YOLO_PULL}", "centres")
 
 
 def random_masks(count: int) -> Iterator[np.ndarray]:

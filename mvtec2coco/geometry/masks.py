@@ -14,19 +14,20 @@ RLE and areas are read off the same outlines, so no region is ever rasterised to
 COCO polygons are written by the top-left rule (``coco_rings``): the outline's left and top
 edges stay on the pixel edges, its right and bottom edges move ``COCO_PULL`` px inwards. That
 one polygon is exact under pycocotools (which samples pixel centres at +0.5), under
-``cv2.fillPoly`` on truncated points (supervision, ultralytics), and under rasterisers that
-sample centres at integer coordinates and keep boundary points (``skimage.draw.polygon2mask``,
-PIL ``ImageDraw.polygon``); ``tools/measure_rasterisers.py`` measures each rasteriser and rule.
-No polygon is exact both under pycocotools and under ``fillPoly`` on *rounded* points: the
-first needs the right edge beyond R - 0.5, the second before it.
+``cv2.fillPoly`` on truncated points (ultralytics), and under rasterisers that sample centres
+at integer coordinates and keep boundary points (``skimage.draw.polygon2mask``, PIL
+``ImageDraw.polygon``); ``tools/measure_rasterisers.py`` measures each rasteriser and rule.
+No polygon is exact both under pycocotools and under ``fillPoly`` on *rounded* points
+(supervision's COCO reader): the first needs the right edge beyond R - 0.5, the second before it.
 
-ultralytics rasterises YOLO polygons differently (``polygon2mask``: coordinates truncated to int,
-then ``cv2.fillPoly``, which includes boundary pixels), so the exact outline gains a pixel on the
-right and bottom. ``yolo_polygon`` therefore insets the outline by ``YOLO_INSET`` px towards the
-foreground: every vertex then truncates into the boundary pixel it belongs to, and fillPoly
-gives back the region's pixels; the box ultralytics derives from the polygon is only
-``2 * YOLO_INSET`` px smaller than the true box. Holes are joined to the outer ring by a
-zero-width bridge (a "keyhole") so that one YOLO polygon carries them.
+YOLO-seg polygons are read by ``fillPoly`` alone (ultralytics' ``polygon2mask`` truncates the
+points, supervision rounds them) after a trip through 6-decimal normalised text, so they follow
+another rule of the same kind (``yolo_polygons``): left and top edges ``YOLO_LEAD`` px in, right
+and bottom ``YOLO_PULL`` px in. Each vertex then truncates *and* rounds into the boundary pixel
+it belongs to, with room for the text's rounding, and both give back the region's pixels; the
+box ultralytics derives from the polygon is ``YOLO_LEAD + YOLO_PULL`` px smaller than the true
+box. Holes are joined to the outer ring by a zero-width bridge (a "keyhole") so that one YOLO
+polygon carries them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from pycocotools import mask as mask_utils
 
 from .outlines import Rings, cyclic_neighbours, pixel_edge_rings
 
-YOLO_INSET = 0.05  # px; larger than the rounding of 6-decimal normalised coords up to 10,000 px
+YOLO_INSET = 0.05  # px, every edge of simplified YOLO polygons: more than 6-decimal text rounds off at 10,000 px
+YOLO_LEAD = 0.05  # px, left and top edges of YOLO polygons: [L, L + 0.5) truncates and rounds to L
+YOLO_PULL = 0.55  # px, right and bottom edges: (R - 1, R - 0.5) truncates and rounds to R - 1
 COCO_PULL = 0.25  # px, for right and bottom edges of COCO polygons: all of (0, 0.5) is exact; its middle
 
 Ring = np.ndarray  # (N, 2) float64 vertices (x, y) in pixel-edge coordinates
@@ -239,12 +242,16 @@ def signed_area(ring: Ring) -> float:
 
 
 def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
-    """The YOLO-seg polygon of every instance: all rings inset at once, then holes keyholed in."""
+    """The YOLO-seg polygon of every instance: all rings moved in at once (simplified outlines
+    by ``YOLO_INSET`` on every side), then holes keyholed in."""
     rings = [ring for inst in found for ring in (inst.outer, *inst.holes)]
     if not rings:
         return []
     groups = np.repeat(np.arange(len(found)), [1 + len(inst.holes) for inst in found])
-    moved = inset_rings(rings, YOLO_INSET, groups)
+    if _rectilinear(rings):
+        moved = top_left_rings(rings, YOLO_PULL, groups, lead=YOLO_LEAD)
+    else:
+        moved = inset_rings(rings, YOLO_INSET, groups)
     polygons, k = [], 0
     for inst in found:
         polygons.append(join_holes(moved[k], moved[k + 1 : k + 1 + len(inst.holes)]) if inst.holes else moved[k])
@@ -278,16 +285,18 @@ def _rectilinear(rings: list[Ring]) -> bool:
     return not np.any(edges[:, 0] * edges[:, 1])
 
 
-def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray) -> list[Ring]:
-    """Exact (rectilinear) outlines with every right and bottom edge moved ``pull`` px inwards,
-    all rings in one batch; ``groups`` gives each ring's region.
+def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray, lead: float = 0.0) -> list[Ring]:
+    """Exact (rectilinear) outlines with every right and bottom edge moved ``pull`` px inwards and
+    every left and top edge ``lead`` px inwards, all rings in one batch; ``groups`` gives each
+    ring's region.
 
-    With the foreground on the left of every ring, an edge going up is a right edge and one
-    going right is a bottom edge. A vertex takes the shift of its vertical edge in x and of its
-    horizontal edge in y. A pinch (a point the region's outline passes twice, where two pixels
-    touch only at a corner) belongs to two pixels: it becomes two points, the end of the moved
-    incoming edge and the start of the moved outgoing one. Both passages share that segment,
-    so the two pixels stay joined by a zero-width bridge instead of overlapping.
+    With the foreground on the left of every ring, an edge going up is a right edge, one going
+    down a left edge, one going right a bottom edge and one going left a top edge. A vertex
+    takes the shift of its vertical edge in x and of its horizontal edge in y. A pinch (a point
+    the region's outline passes twice, where two pixels touch only at a corner) belongs to two
+    pixels: it becomes two points, the end of the moved incoming edge and the start of the moved
+    outgoing one. Both passages share that segment, so the two pixels stay joined by a
+    zero-width bridge instead of overlapping.
     """
     lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
     vertices = np.concatenate(rings).astype(np.float64, copy=False)
@@ -295,8 +304,13 @@ def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray) -> list[R
     nxt, prv = cyclic_neighbours(starts, lengths, len(vertices))
     e_in, e_out = vertices - vertices[prv], vertices[nxt] - vertices
 
+    def shift(far_side: np.ndarray, near_side: np.ndarray) -> np.ndarray:  # right/bottom: -pull, left/top: +lead
+        return np.where(far_side, -pull, 0.0) + np.where(near_side, lead, 0.0)
+
     def across(e: np.ndarray) -> np.ndarray:  # an edge's own shift, along its normal
-        return -pull * np.stack([(e[:, 0] == 0) & (e[:, 1] < 0), (e[:, 1] == 0) & (e[:, 0] > 0)], axis=1)
+        vertical, horizontal = e[:, 0] == 0, e[:, 1] == 0
+        return np.stack([shift(vertical & (e[:, 1] < 0), vertical & (e[:, 1] > 0)),
+                         shift(horizontal & (e[:, 0] > 0), horizontal & (e[:, 0] < 0))], axis=1)
 
     moved = vertices + across(e_in) + across(e_out)
     pinch = _twice_in_group(vertices, np.repeat(groups, lengths))
@@ -304,8 +318,10 @@ def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray) -> list[R
         return np.split(moved, np.cumsum(lengths)[:-1])
     # At a pinch the incoming edge ends at a corner of the pixel before the vertex and the
     # outgoing one starts at a corner of the pixel after it; each takes that pixel's shift.
-    end_in = vertices + across(e_in) - pull * np.stack([e_in[:, 0] > 0, e_in[:, 1] > 0], axis=1)
-    start_out = vertices + across(e_out) - pull * np.stack([e_out[:, 0] < 0, e_out[:, 1] < 0], axis=1)
+    end_in = vertices + across(e_in) + np.stack([shift(e_in[:, 0] > 0, e_in[:, 0] < 0),
+                                                 shift(e_in[:, 1] > 0, e_in[:, 1] < 0)], axis=1)
+    start_out = vertices + across(e_out) + np.stack([shift(e_out[:, 0] < 0, e_out[:, 0] > 0),
+                                                     shift(e_out[:, 1] < 0, e_out[:, 1] > 0)], axis=1)
     moved[pinch] = end_in[pinch]
     pairs = np.stack([moved, start_out], axis=1)
     moved = pairs[np.stack([np.ones_like(pinch), pinch], axis=1)]

@@ -318,3 +318,20 @@ def test_pinch_keeps_diagonal_pixels_apart_under_truncation():
     polygon = np.reshape(inst.coco_polygons()[0], (-1, 2))
     assert np.array_equal(fill_truncated(polygon, 4, 4), m)
     assert np.array_equal(fill_pil(polygon, 4, 4), m)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(masks_strategy)
+def test_property_yolo_polygons_exact_truncated_and_rounded(spec):
+    """YOLO-seg text is filled by fillPoly on truncated points (ultralytics) or on rounded ones
+    (supervision): after the 6-decimal normalised text, both give back every region without holes."""
+    m = random_mask(spec)
+    h, w = m.shape
+    for inst in instances(m):
+        if inst.has_holes:
+            continue
+        exact = decode_rle(inst.rle)
+        points = np.round(inst.yolo_polygon() / [w, h], 6) * [w, h]
+        assert np.array_equal(fill_truncated(points, h, w), exact)
+        rounded = cv2.fillPoly(np.zeros((h, w), np.uint8), [np.round(points).astype(np.int32)], 1)
+        assert np.array_equal(rounded, exact)
