@@ -73,6 +73,30 @@ def test_mirror_names_keep_the_source_tree(tiny_mvtec, tmp_path):
     assert verify(out)["passed"]
 
 
+def test_awkward_names_convert_verify_and_turn_back(tmp_path):
+    """Folder-layout names with ``__``, leading and trailing ``_`` and ``%``: the flat names are
+    one level deep, distinct, verified, and name their source paths."""
+    from mvtec2coco.formats.placement import source_name
+
+    root = tmp_path / "data" / "odd__cat%"
+    for folder in ("good", "_dent_", "masks/_dent_"):
+        (root / folder).mkdir(parents=True)
+    for i, stem in enumerate(("a__b", "_a", "a_", "50%")):
+        image = np.full((16, 16), 90, np.uint8)
+        cv2.imwrite(str(root / "good" / f"{stem}.png"), image)
+        cv2.imwrite(str(root / "_dent_" / f"{stem}.png"), image)
+        mask = np.zeros((16, 16), np.uint8)
+        mask[2 + i : 5 + i, 3:7] = 255
+        cv2.imwrite(str(root / "masks" / "_dent_" / f"{stem}_mask.png"), mask)
+    out = tmp_path / "out"
+    convert(load_dataset(tmp_path / "data"), out, ConvertOptions(formats=("yolo-seg", "coco"), split="1,0,0"))
+    names = sorted(p.name for p in (out / "coco" / "images" / "train").iterdir())
+    sources = sorted(source_name(n) for n in names)
+    assert len(names) == 8 and "/" not in "".join(names)
+    assert sources == sorted(f"odd__cat%/{t}/{s}.png" for t in ("good", "_dent_") for s in ("a__b", "_a", "a_", "50%"))
+    assert verify(out)["passed"]
+
+
 @pytest.mark.parametrize("path", ["bottle/test/broken_large/000.png", "a__b/_x/y_/50%/%5F.png", "c/_/__/x.png"])
 def test_flat_names_are_reversible(path):
     from mvtec2coco.formats.placement import output_name, source_name

@@ -358,6 +358,7 @@ def option_cases() -> list[Case]:
         Case("images-unknown", convert("--images", "nope"), 2, "--images"),
         Case("good-unknown", convert("--good", "nope"), 2, "--good"),
         Case("coco-masks-unknown", convert("--coco-masks", "nope"), 2, "--coco-masks"),
+        Case("names-unknown", convert("--names", "nope"), 2, "--names"),
         Case("workers-zero", convert("--workers", "0"), 2, "--workers"),
         Case("unknown-option", convert("--bogus"), 2, "--bogus"),
         Case("split-file-missing", sf, 2, "does not exist"),
