@@ -29,12 +29,13 @@ from .errors import OptionError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import IMAGE_MODES, NAME_LAYOUTS, image_relpath, label_relpath, output_name, place_image
 from .formats.yolo import polygon_texts
-from .geometry.masks import Instance, coco_rings, decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
+from .geometry.masks import decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .records import Dataset, Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import default_workers, fork_map
 from .runtime.staging import staged_output
 from .split import MANIFEST, SUBSETS, Split, is_split_file, make_split, manifest_text
+from .tiling import TILES_MANIFEST, TileJob, TileOptions, run_tiled, tile_name, tile_options_dict, tiles_manifest
 
 COCO_MASKS = ("auto", "rle", "polygon")
 CHUNK = 48  # most samples per worker call: enough masks to batch their geometry, few enough to balance
@@ -148,7 +149,7 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
             seg_lines[k].append(f"{jobs[k].class_id} {text}")
     tails: dict[int, list[str]] = {k: [] for k in kept}
     if "coco" in formats:
-        for k, tail in zip(owners, _coco_tails(flat, opts.coco_masks)):
+        for k, tail in zip(owners, coco.instance_tails(flat, opts.coco_masks)):
             tails[k].append(tail)
     results = []
     for k, job in enumerate(jobs):
@@ -179,17 +180,6 @@ def _image_size(image: str) -> tuple[int, int]:
     return header.width, header.height
 
 
-def _coco_tails(found: list[Instance], mode: str) -> list[str]:
-    """Each instance's COCO annotation text after its ids: RLE for regions with holes (``auto``)
-    or for all (``rle``); polygons otherwise (``masks.coco_rings``), their text built for all of
-    them at once. In ``polygon`` mode a region's holes are joined to its outline by zero-width
-    bridges (keyholes), which pycocotools fills back to exactly the region's pixels."""
-    as_rle = [mode == "rle" or (mode == "auto" and inst.hole_pixels > 0) for inst in found]
-    polygons = iter(coco.ring_texts(coco_rings([inst for inst, rle in zip(found, as_rle) if not rle], keyholes=True)))
-    return [coco.annotation_tail(coco.rle_json(inst.rle) if rle else f"[{next(polygons)}]", inst.area, inst.bbox)
-            for inst, rle in zip(found, as_rle)]
-
-
 def _place(src: str, dst: str, mode: str) -> None:
     _in_existing_folder(dst, place_image, src, dst, mode)
 
@@ -218,14 +208,18 @@ FINDINGS = {
 
 
 def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool = False,
-            progress: bool = False) -> dict:
+            progress: bool = False, tiles: TileOptions | None = None) -> dict:
     """Convert ``dataset`` into ``out``; returns the report (also written as ``report.json``).
 
     ``out`` may not be, contain or lie inside any folder of the dataset (nor the split file);
     that is checked, like every option, before any work. With ``options.strict`` every warning
-    is an error and nothing is written.
+    is an error and nothing is written. ``tiles`` cuts every image into tiles (``tiling``).
     """
     options.check()
+    if tiles is not None:
+        tiles.check()
+        if options.names != "flat":
+            raise OptionError("--tile writes flat tile names", hint="drop --names mirror")
     split_file = Path(options.split) if is_split_file(options.split) else None
     inputs = [*dataset.sources, *([split_file] if split_file else [])]
     from .runtime.paths import check_output
@@ -258,6 +252,13 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
         # While the workers run, this process writes what needs no result.
         write_tree = partial(_write_tree, context, jobs, tmp, finals, samples, split, names)
+        if tiles is not None:
+            write_tree()
+            report = _convert_tiled(dataset, out, options, tiles, samples, split, names, jobs, roots, skipped, warnings,
+                                    progress)
+            if multi:
+                (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            return report
         results = _run_jobs(context, jobs, options.workers, progress, write_tree)
         findings = _findings(results)
         _refuse_if_strict(options, warnings, findings)
@@ -269,6 +270,78 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
             (root / "report.json").write_text(report_text)
         if multi:
             (tmp / "report.json").write_text(report_text)
+    return report
+
+
+def _convert_tiled(dataset: Dataset, out: Path, options: ConvertOptions, tile_options: TileOptions, samples: list[Sample],
+                   split: Split, names: list[str], jobs: list[Job], roots: dict[str, Path], skipped: dict,
+                   warnings: list[str], progress: bool) -> dict:
+    """``convert --tile``: both passes of ``tiling.run_tiled``, then COCO, the tile manifest and the report."""
+    tile_jobs = [TileJob(j.image, j.masks, j.width, j.height, j.class_id, os.path.splitext(output_name(s.relpath))[0])
+                 for s, j in zip(samples, jobs)]
+    subsets = [split.subsets[s.id] for s in samples]
+    size = tile_options.size
+    plans, kept, counts = run_tiled(tile_jobs, subsets, roots, tile_options, options.formats, options.coco_masks,
+                                    options.min_area, options.workers, progress)
+    manifest = tiles_manifest([s.id for s in samples], tile_jobs, subsets, plans, kept, size)
+    for root in roots.values():
+        (root / TILES_MANIFEST).write_text(manifest)
+    if "coco" in roots:
+        supers = supercategories(samples, options.classes)
+        members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
+        for s, job, subset, tiles, keep in zip(samples, tile_jobs, subsets, plans, kept):
+            for k in keep:
+                t = tiles[k]
+                members[subset].append(coco.CocoImage(tile_name(job.stem, t.x, t.y), size, size, (job.class_id or 0) + 1,
+                                                      t.coco, s.relpath, (t.x, t.y, size, size)))
+        for subset, images in members.items():
+            if images:
+                coco.write(coco.subset_path(roots["coco"], subset), images, names, supers, subset)
+    images: dict[str, Counter] = defaultdict(Counter)
+    written: dict[str, Counter] = defaultdict(Counter)
+    below: Counter = Counter()
+    truncated = holes = slivers = 0
+    for s, subset, tiles, keep in zip(samples, subsets, plans, kept):
+        name = class_name(s, options.classes)
+        for k in keep:
+            t = tiles[k]
+            images[subset][name if t.areas else "good"] += 1
+            if t.areas:
+                written[subset][name] += len(t.areas)
+            truncated, holes = truncated + t.truncated, holes + t.holes
+        for t in tiles:
+            slivers += t.below_visible
+            if t.below_area:
+                below[name] += t.below_area
+    if below:
+        skipped["instances_below_min_area"] = dict(sorted(below.items()))
+    if slivers:
+        skipped["instances_below_min_visible"] = slivers
+    if counts["tiles_skipped_defects_dropped"]:
+        skipped["tiles_whose_defects_were_all_dropped"] = counts["tiles_skipped_defects_dropped"]
+    total = sum(len(t.areas) for tiles, keep in zip(plans, kept) for t in (tiles[k] for k in keep))
+    coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
+    report = {
+        "tool": "mvtec2coco",
+        "version": __version__,
+        "dataset": {"root": str(dataset.root), "layout": dataset.layout, "categories": sorted({s.category for s in samples})},
+        "output": str(out),
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items() if k != "workers"},
+        "tiling": {**tile_options_dict(tile_options), **counts, "instances_truncated": truncated},
+        "classes": names,
+        "images": {k: dict(sorted(images[k].items())) for k in SUBSETS if k in images},
+        "instances": {k: dict(sorted(written[k].items())) for k in SUBSETS if k in written},
+        "instances_total": total,
+        "instances_with_holes": holes,
+        "coco": {"rle_instances": coco_rle, "polygon_instances": total - coco_rle,
+                 "polygons_with_keyholes": holes if options.coco_masks == "polygon" else 0},
+        "skipped": skipped,
+        "warnings": warnings,
+        "findings": {},
+    }
+    text = json.dumps(report, indent=2) + "\n"
+    for root in roots.values():
+        (root / "report.json").write_text(text)
     return report
 
 

@@ -30,6 +30,7 @@ from .errors import OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
 from .geometry.masks import Instance, instances, iou
+from .geometry.tiles import cut, tile_grid
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
@@ -145,10 +146,13 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             names = _load_coco_files(folder, {r["subset"] for r in rows}, expected, problems)
         else:
             names = _yolo_names(folder, expected, problems)
-        jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names) for r in rows]
         with opencv_single_threaded():
-            checks = fork_map(_check_one, jobs, workers, f"Verifying {fmt}" if progress else None,
-                              initializer=keep_freed_memory)
+            if "tiling" in report:
+                checks = _verify_tiles(fmt, folder, samples, rows, options, names, report["tiling"], workers, progress)
+            else:
+                jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names) for r in rows]
+                checks = fork_map(_check_one, jobs, workers, f"Verifying {fmt}" if progress else None,
+                                  initializer=keep_freed_memory)
         summary = _summarize(checks, min_iou, problems)
         summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
         if fmt != "coco":
@@ -160,6 +164,24 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     result["passed"] = all(f["passed"] for f in result["formats"].values())
     write_file(out / "verify.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _verify_tiles(fmt: str, folder: Path, samples: dict[str, Sample], rows: list[dict], options: dict, names: list[str],
+                  tiling: dict, workers: int | None, progress: bool) -> list[ImageCheck]:
+    """The checks of a tiled output, one source image per job (its mask and image decoded once)."""
+    from .tiling import read_tiles_manifest
+
+    tiles = read_tiles_manifest(folder)
+    if not tiles:
+        raise VerificationError("meta/tiles.csv is missing or empty", folder / "meta" / "tiles.csv", "convert again")
+    by_sample: dict[str, list[dict]] = {}
+    for t in tiles:
+        by_sample.setdefault(t["sample_id"], []).append(t)
+    jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names, tiling, by_sample.get(r["sample_id"], []))
+            for r in rows]
+    done = fork_map(_check_tiles, jobs, workers, f"Verifying {fmt} tiles" if progress else None,
+                    initializer=keep_freed_memory)
+    return [check for checks in done for check in checks]
 
 
 _COCO_FILES: dict[str, tuple] = {}  # path -> (COCO, file_name -> image record, category id -> name)
@@ -300,26 +322,96 @@ def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.n
     return matrix, iou(union_out, union_src)
 
 
+@dataclass
+class Expected:
+    """What one output image must hold: its name, size, the source regions and their class."""
+
+    name: str  # inside images/<subset>/
+    size: tuple[int, int]  # width, height
+    source: list[Instance]
+    mask: np.ndarray | None  # what ``source`` was cut from (``source_crops``)
+    label: str | None
+    image_problem: str | None
+    data_broken: bool
+
+
 def _check_one(args) -> ImageCheck:
     fmt, folder, sample, subset, options, names = args
-    folder = Path(folder)
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-    check = ImageCheck(f"{subset}/{name}")
     source, mask = _source_instances(sample, options)
-    expected_class = class_name(sample, options["classes"])
-    check.expected = len(source)
-    image = folder / "images" / subset / name
-    problem, data_broken = _image_problem(image, sample.image, options.get("images", "link"))
+    problem, data_broken = _image_problem(Path(folder) / "images" / subset / name, sample.image,
+                                          options.get("images", "link"))
+    expected = Expected(name, (sample.width, sample.height), source, mask, class_name(sample, options["classes"]),
+                        problem, data_broken)
+    return _check_image(fmt, Path(folder), subset, expected, names)
+
+
+def _check_tiles(args) -> list[ImageCheck]:
+    """Every tile of one source image that the output lists (``meta/tiles.csv``), each against
+    the tile of the source mask and of the source image; and every tile that holds a written
+    instance must be listed."""
+    from .tiling import tile_name, tile_regions
+
+    fmt, folder, sample, subset, options, names, tiles, rows = args
+    folder = Path(folder)
+    size = tiles["size"]
+    origins = tile_grid(sample.width, sample.height, size, tiles["overlap"])
+    mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False) \
+        if sample.masks and not sample.is_good else np.zeros((sample.height, sample.width), np.uint8)
+    regions = dict(zip(origins, tile_regions(mask, origins, size, options["min_area"], tiles["min_visible"])))
+    stem = os.path.splitext(output_name(sample.relpath))[0]
+    listed = {(int(r["x"]), int(r["y"])) for r in rows}
+    checks = [ImageCheck(f"{subset}/{tile_name(stem, x, y)}", expected=len(t.kept), missing=len(t.kept),
+                         problems=[f"{subset}/{tile_name(stem, x, y)}: tile with {len(t.kept)} instance(s) is not "
+                                   "in the output"])
+              for (x, y), t in regions.items() if t.kept and (x, y) not in listed]
+    image = cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED)
+    label = class_name(sample, options["classes"])
+    for x, y in sorted(listed, key=lambda p: (p[1], p[0])):
+        name = tile_name(stem, x, y)
+        path = folder / "images" / subset / name
+        tile = regions.get((x, y))
+        if tile is None:
+            checks.append(ImageCheck(f"{subset}/{name}", problems=[f"{subset}/{name}: not a tile of the grid"]))
+            continue
+        problem = _tile_image_problem(path, None if image is None else cut(image, x, y, size))
+        expected = Expected(name, (size, size), tile.kept, cut(mask, x, y, size), label, problem, problem is not None)
+        checks.append(_check_image(fmt, folder, subset, expected, names))
+    return checks
+
+
+def _tile_image_problem(path: Path, pixels: np.ndarray | None) -> str | None:
+    """A tile must hold exactly the source image's pixels there, in an intact file."""
+    if not path.is_file():
+        return f"image file is missing ({path})"
+    if pixels is None:
+        return "the source image cannot be decoded"
+    problem = _image_data_problem(path)
     if problem:
-        check.problems.append(f"{check.image}: {problem}")
+        return problem
+    written = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if written is None or written.shape != pixels.shape or not np.array_equal(written, pixels):
+        return "tile differs from the source image's pixels there"
+    return None
+
+
+def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names: list[str]) -> ImageCheck:
+    """One output image against what it must hold, read with the consumers' own code."""
+    source, mask, name = expected.source, expected.mask, expected.name
+    check = ImageCheck(f"{subset}/{name}")
+    expected_class = expected.label
+    check.expected = len(source)
+    if expected.image_problem:
+        check.problems.append(f"{check.image}: {expected.image_problem}")
     anns: list[dict] = []
     try:
         if fmt == "coco":
-            anns, masks = _coco_instances(folder, subset, sample, name)
+            anns, masks = _coco_instances(folder, subset, expected.size, name)
             classes = [names[a["category_id"] - 1] if 0 < a["category_id"] <= len(names) else None for a in anns]
             boxes = None
         else:
-            ids, masks, boxes = _yolo_instances(folder, subset, sample, name, fmt, len(names), not data_broken)
+            ids, masks, boxes = _yolo_instances(folder, subset, expected.size, name, fmt, len(names),
+                                                not expected.data_broken)
             classes = [names[c] for c in ids]
     except (VerificationError, OSError, ValueError) as exc:  # a consumer refused the file: that is the finding
         check.problems.append(f"{check.image}: cannot be read back: {exc}")
@@ -397,7 +489,7 @@ def _image_data_problem(path: Path) -> str | None:
     return None
 
 
-def _coco_instances(folder: Path, subset: str, sample: Sample, name: str) -> tuple[list[dict], list[np.ndarray]]:
+def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str) -> tuple[list[dict], list[np.ndarray]]:
     path = str(coco.subset_path(folder, subset))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(folder, {subset}, [], [])
@@ -407,9 +499,9 @@ def _coco_instances(folder: Path, subset: str, sample: Sample, name: str) -> tup
     image = by_name.get(name)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
-    if (image.get("width"), image.get("height")) != (sample.width, sample.height):
+    if (image.get("width"), image.get("height")) != size:
         raise VerificationError(f"COCO size {image.get('width')}x{image.get('height')} differs from the image "
-                                f"({sample.width}x{sample.height})", path)
+                                f"({size[0]}x{size[1]})", path)
     anns = index.loadAnns(index.getAnnIds(imgIds=[image["id"]]))  # type: ignore[attr-defined]
     masks = []
     for a in anns:
@@ -421,7 +513,7 @@ def _coco_instances(folder: Path, subset: str, sample: Sample, name: str) -> tup
     return anns, masks
 
 
-def _yolo_instances(folder: Path, subset: str, sample: Sample, name: str, fmt: str, classes: int, image_ok: bool):
+def _yolo_instances(folder: Path, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int, image_ok: bool):
     from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
 
     image = folder / "images" / subset / name
@@ -438,7 +530,7 @@ def _yolo_instances(folder: Path, subset: str, sample: Sample, name: str, fmt: s
     if len(lb) != len(rows):
         raise VerificationError(f"{len(rows) - len(lb)} duplicate row(s) (ultralytics drops them)", label)
     h, w = shape
-    if (w, h) != (sample.width, sample.height):
+    if (w, h) != size:
         raise VerificationError(f"ultralytics reads the image as {w}x{h}", image)
     ids = [int(c) for c in lb[:, 0]]
     if fmt == "yolo-seg":

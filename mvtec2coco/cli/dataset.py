@@ -105,6 +105,15 @@ def convert(
     coco_masks: Annotated[str, typer.Option(help="auto (RLE only for regions with holes), rle, or polygon "
                                             "(holes kept by zero-width bridges, for polygon-only tools).")] = "auto",
     strict: Annotated[bool, typer.Option(help="Treat every warning as an error (nothing is written).")] = False,
+    tile: Annotated[int | None, typer.Option(help="Cut every image into tiles of this many px at full resolution, "
+                                             "instances from the cut masks.")] = None,
+    overlap: Annotated[float, typer.Option(help="With --tile: fraction by which neighbouring tiles overlap.")] = 0.2,
+    tile_empty: Annotated[str, typer.Option(help="With --tile: defect-free tiles to write per subset: match (as many "
+                                            "as defect tiles), all, none, or a number.")] = "match",
+    min_visible: Annotated[float, typer.Option(help="With --tile: drop (and count) pieces holding less than this "
+                                               "fraction of their region.")] = 0.0,
+    imgsz: Annotated[int, typer.Option(help="With --tile: the training size at which the report counts "
+                                       "instances below 4 px.")] = 640,
     workers: WorkersOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it is an earlier output of mvtec2coco.")] = False,
 ) -> None:
@@ -123,8 +132,14 @@ def convert(
                              min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
                              workers=workers)
     options.check()
+    tiles = None
+    if tile is not None:
+        from ..tiling import TileOptions
+
+        tiles = TileOptions(tile, overlap, tile_empty, min_visible, imgsz, seed)
+        tiles.check()
     dataset = load_dataset(root, layout, category, sizes=False)  # convert's workers read the headers
-    report = run_convert(dataset, out, options, overwrite=overwrite, progress=True)
+    report = run_convert(dataset, out, options, overwrite=overwrite, progress=True, tiles=tiles)
     _print_report(report)
 
 
@@ -139,6 +154,14 @@ def _print_report(report: dict) -> None:
         cells = [f"{report['images'][s].get(name, 0)} ({report['instances'].get(s, {}).get(name, 0)})" for s in subsets]
         table.add_row(name, *cells)
     out_console.print(table)
+    if "tiling" in report:
+        t = report["tiling"]
+        small = t["small_instances"]
+        out_console.print(f"tiles of {t['size']} px: {sum(t['tiles_with_instances'].values())} with instances, "
+                          f"{sum(t['empty_tiles_written'].values())} empty of {sum(t['empty_tiles_available'].values())}; "
+                          f"{t['instances_truncated']} instances cut by a tile border; regions below "
+                          f"{small['shorter_box_side_below_px']} px at {small['imgsz']} px: {small['whole_images']} "
+                          f"in whole images, {small['tiles']} in tiles")
     out_console.print(f"instances written: {report['instances_total']} "
                       f"({report['instances_with_holes']} with holes, {report['coco']['rle_instances']} as COCO RLE)")
     for reason, value in report["skipped"].items():

@@ -32,6 +32,7 @@ class CocoImage:
     category_id: int  # of every annotation of this image (one defect type per image)
     annotations: tuple[str, ...]  # ``annotation_tail`` texts
     source_file: str = ""  # the image's path relative to the source dataset's root
+    tile: tuple[int, int, int, int] | None = None  # x, y, w, h in the source image (``convert --tile``)
 
 
 def ring_texts(rings: list[np.ndarray]) -> list[str]:
@@ -62,16 +63,34 @@ def ring_texts(rings: list[np.ndarray]) -> list[str]:
     return [f"[{text[start : end - 1]}]" for start, end in zip([0, *ends[:-1]], ends)]
 
 
+def instance_tails(found: list, mode: str, truncated: list[bool] | None = None) -> list[str]:
+    """Each ``masks.Instance``'s annotation text after its ids: RLE for regions with holes
+    (``auto``) or for all (``rle``); polygons otherwise (``masks.coco_rings``), their text built
+    for all of them at once. In ``polygon`` mode a region's holes are joined to its outline by
+    zero-width bridges (keyholes), which pycocotools fills back to exactly the region's pixels.
+    ``truncated`` flags tile instances whose region the tile's border cuts."""
+    from ..geometry.masks import coco_rings
+
+    as_rle = [mode == "rle" or (mode == "auto" and inst.hole_pixels > 0) for inst in found]
+    polygons = iter(ring_texts(coco_rings([inst for inst, rle in zip(found, as_rle) if not rle], keyholes=True)))
+    flags = truncated if truncated is not None else [None] * len(found)
+    return [annotation_tail(rle_json(inst.rle) if rle else f"[{next(polygons)}]", inst.area, inst.bbox, flag)
+            for inst, rle, flag in zip(found, as_rle, flags)]
+
+
 def rle_json(rle: dict) -> str:
     """A compressed RLE ``{"size":[h,w],"counts":"..."}``."""
     height, width = rle["size"]
     return f'{{"size":[{height},{width}],"counts":{json.dumps(rle["counts"])}}}'
 
 
-def annotation_tail(segmentation_json: str, area: int, bbox: tuple[int, int, int, int]) -> str:
-    """An annotation's JSON after its ids: segmentation, area, bbox, iscrowd (always 0)."""
+def annotation_tail(segmentation_json: str, area: int, bbox: tuple[int, int, int, int],
+                    truncated: bool | None = None) -> str:
+    """An annotation's JSON after its ids: segmentation, area, bbox, iscrowd (always 0), and for
+    a tile's instance whether the tile's border cuts its region."""
     x, y, w, h = bbox
-    return f'"segmentation":{segmentation_json},"area":{area},"bbox":[{x},{y},{w},{h}],"iscrowd":0}}'
+    cut = "" if truncated is None else f',"truncated":{"true" if truncated else "false"}'
+    return f'"segmentation":{segmentation_json},"area":{area},"bbox":[{x},{y},{w},{h}],"iscrowd":0{cut}}}'
 
 
 def _json_string(text: str) -> str:
@@ -99,6 +118,8 @@ def write(path: Path, images: list[CocoImage], names: list[str], supercategories
     ann_id = 0
     for image_id, image in enumerate(images, 1):
         source = f',"source_file":{_json_string(image.source_file)}' if image.source_file else ""
+        if image.tile is not None:
+            source += ',"tile":[{},{},{},{}]'.format(*image.tile)
         image_parts.append(f'{{"id":{image_id},"file_name":{_json_string(image.file_name)},'
                            f'"width":{image.width},"height":{image.height}{source}}}')
         for tail in image.annotations:
