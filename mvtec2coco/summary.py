@@ -1,4 +1,5 @@
-"""Facts about a dataset, per category: classes, counts per split, sizes, mask coverage."""
+"""Facts about a dataset, per category: classes, counts per split, sizes, mask coverage, and the
+sizes of the defect regions per class, in source pixels and at a training size."""
 
 from __future__ import annotations
 
@@ -13,13 +14,37 @@ from .datasets.imageio import load_mask
 from .records import GOOD, Dataset, Sample
 from .runtime.parallel import pmap
 
+SMALL_PX = 4  # a region whose box's shorter side is below this at training size is nearly lost
+QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
+HISTOGRAM_EDGES = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 100_000)  # px; the last bin is open
+
 
 @dataclass(frozen=True)
 class MaskStats:
-    """Defect-pixel fraction and 8-connected region count of one sample's merged mask."""
+    """Defect-pixel fraction and 8-connected region count of one sample's merged mask, with each
+    region's pixel count and the shorter side of its box."""
 
     coverage: float
     regions: int
+    areas: tuple[int, ...] = ()
+    sides: tuple[int, ...] = ()
+
+
+@dataclass
+class SizeRow:
+    """The sizes of one defect class's regions: quantiles (min, 10 %, median, 90 %, max) of the
+    pixel count and of the box's shorter side, in source pixels; and at ``imgsz`` (the image's
+    longer side resized to it, as detectors train) the shorter sides and how many fall below
+    ``SMALL_PX``."""
+
+    label: str
+    regions: int
+    area_px: list[float]
+    shorter_side_px: list[float]
+    imgsz: int
+    shorter_side_at_imgsz: list[float]
+    below_small_at_imgsz: int
+    histogram_at_imgsz: list[int]  # regions per bin of shorter side at imgsz, bins HISTOGRAM_EDGES
 
 
 @dataclass
@@ -47,6 +72,7 @@ class CategorySummary:
     train_only_good: bool
     dimensions: list[dict[str, int]]  # {"width", "height", "channels", "count"}
     rows: list[ClassRow] = field(default_factory=list)
+    sizes: list[SizeRow] = field(default_factory=list)
 
     def block(self) -> str:
         """The plain-text block printed first for each category."""
@@ -93,19 +119,46 @@ def mask_stats(sample: Sample) -> MaskStats:
     if not sample.masks:
         return MaskStats(0.0, 0)
     mask = load_mask(sample.masks, sample.height, sample.width)
-    count, _ = cv2.connectedComponents(mask, connectivity=8)
-    return MaskStats(float(np.count_nonzero(mask)) / mask.size, count - 1)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    regions = stats[1:]
+    return MaskStats(float(np.count_nonzero(mask)) / mask.size, count - 1,
+                     tuple(regions[:, cv2.CC_STAT_AREA].tolist()),
+                     tuple(np.minimum(regions[:, cv2.CC_STAT_WIDTH], regions[:, cv2.CC_STAT_HEIGHT]).tolist()))
 
 
-def summarize(dataset: Dataset, workers: int | None = None, progress: bool = False) -> list[CategorySummary]:
+def summarize(dataset: Dataset, workers: int | None = None, progress: bool = False,
+              imgsz: int = 640) -> list[CategorySummary]:
     """Compute every category's summary; masks are decoded once each, in parallel."""
     samples = list(dataset.samples)
     stats = list(pmap(mask_stats, samples, workers, "Reading masks" if progress else None))
     by_sample = dict(zip((s.id for s in samples), stats))
-    return [_category(dataset, name, by_sample) for name in dataset.categories]
+    return [_category(dataset, name, by_sample, imgsz) for name in dataset.categories]
 
 
-def _category(dataset: Dataset, name: str, stats: dict[str, MaskStats]) -> CategorySummary:
+def _quantiles(values: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in np.quantile(values, QUANTILES)] if values.size else []
+
+
+def _sizes(samples: list[Sample], stats: dict[str, MaskStats], imgsz: int) -> list[SizeRow]:
+    """One row per defect class with regions: their sizes in source pixels and at ``imgsz``."""
+    by_label: dict[str, list[tuple[np.ndarray, np.ndarray, float]]] = {}
+    for s in samples:
+        st = stats[s.id]
+        if s.label in (None, GOOD) or not st.areas:
+            continue
+        by_label.setdefault(s.label, []).append((np.array(st.areas), np.array(st.sides), imgsz / max(s.width, s.height)))
+    rows = []
+    for label, parts in sorted(by_label.items()):
+        areas = np.concatenate([a for a, _, _ in parts])
+        sides = np.concatenate([d for _, d, _ in parts])
+        scaled = np.concatenate([d * k for _, d, k in parts])
+        rows.append(SizeRow(label, int(areas.size), _quantiles(areas), _quantiles(sides), imgsz, _quantiles(scaled),
+                            int(np.count_nonzero(scaled < SMALL_PX)),
+                            np.histogram(scaled, bins=HISTOGRAM_EDGES)[0].tolist()))
+    return rows
+
+
+def _category(dataset: Dataset, name: str, stats: dict[str, MaskStats], imgsz: int = 640) -> CategorySummary:
     samples = dataset.of_category(name)
     splits = Counter(s.split for s in samples)
     dims = Counter((s.width, s.height, s.channels) for s in samples)
@@ -128,6 +181,7 @@ def _category(dataset: Dataset, name: str, stats: dict[str, MaskStats]) -> Categ
         summary.rows.append(ClassRow(split, label, len(members), sum(len(s.masks) for s in members),
                                      float(cov.mean()), float(cov.min()), float(cov.max()),
                                      float(reg.mean()), int(reg.min()), int(reg.max())))
+    summary.sizes = _sizes(samples, stats, imgsz)
     return summary
 
 
@@ -165,4 +219,29 @@ def plot(summaries: list[CategorySummary], path: Path) -> Path:
         ax.set_ylabel("images")
         ax.set_title(f"{summary.name}: images per split and class (green good, red defect)")
         ax.margins(y=0.15)
+    return save(fig, path, dpi=110)
+
+
+def plot_sizes(summaries: list[CategorySummary], path: Path) -> Path:
+    """Histogram of the regions' shorter box side at the training size, per class, one panel per
+    category, with the line below which a region is nearly lost."""
+    from .runtime.plotting import pyplot, save
+
+    plt = pyplot()
+    n = len(summaries)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n + 0.6), squeeze=False)
+    labels = [f"{a}-{b}" for a, b in zip(HISTOGRAM_EDGES[:-2], HISTOGRAM_EDGES[1:-1])] + [f">={HISTOGRAM_EDGES[-2]}"]
+    for ax, summary in zip(axes[:, 0], summaries):
+        rows = summary.sizes
+        width = 0.8 / max(1, len(rows))
+        for k, row in enumerate(rows):
+            ax.bar(np.arange(len(labels)) + k * width - 0.4 + width / 2, row.histogram_at_imgsz, width, label=row.label)
+        ax.axvline(HISTOGRAM_EDGES.index(SMALL_PX) - 0.5, color="#c8553d", linestyle="--", linewidth=1)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        imgsz = rows[0].imgsz if rows else 0
+        ax.set_xlabel(f"shorter box side (px), image resized to {imgsz} px; left of the dashed line: below {SMALL_PX} px")
+        ax.set_ylabel("regions")
+        ax.set_title(f"{summary.name}: defect region sizes at training size")
+        if rows:
+            ax.legend(fontsize=7, ncol=3)
     return save(fig, path, dpi=110)

@@ -72,3 +72,10 @@ def tiny_copy(tiny_mvtec, tmp_path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(tiny_mvtec, dst)
     return dst
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The longest tests first (training runs, the demo scripts): on several workers a run ends
+    when its last test does, and a long one started last leaves the other workers idle."""
+    first = ("tests/tools/", "tests/models/")
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(first) else 1)

@@ -81,3 +81,34 @@ def test_plot_function_writes_png(tiny_mvtec, tmp_path):
     path = plot(summarize(load_dataset(tiny_mvtec), workers=1), tmp_path / "p.png")
     assert path.stat().st_size > 5000
     assert to_json(load_dataset(tiny_mvtec), [])["layout"] == "mvtec"
+
+
+def test_region_sizes_per_class_in_source_pixels_and_at_training_size(tmp_path):
+    """Two regions per image, a single pixel and a 9 x 4 box, in 30 x 20 images: at --imgsz 60
+    (scale 2) their shorter sides are 2 and 8 px, so one region per image is below 4 px."""
+    import cv2
+    import numpy as np
+
+    from mvtec2coco.datasets import load_dataset
+
+    root = tmp_path / "data" / "widget"
+    for folder in ("train/good", "test/good", "test/dent", "ground_truth/dent"):
+        (root / folder).mkdir(parents=True)
+    for i in range(3):
+        for folder in ("train/good", "test/good", "test/dent"):
+            cv2.imwrite(str(root / folder / f"{i:03d}.png"), np.full((20, 30), 100, np.uint8))
+        mask = np.zeros((20, 30), np.uint8)
+        mask[5 + i, 7] = 255
+        mask[10:14, 20:29] = 255
+        cv2.imwrite(str(root / "ground_truth" / "dent" / f"{i:03d}_mask.png"), mask)
+    (summary,) = summarize(load_dataset(tmp_path / "data"), workers=1, imgsz=60)
+    (row,) = summary.sizes
+    assert (row.label, row.regions) == ("dent", 6)
+    assert row.area_px == [1.0, 1.0, 18.5, 36.0, 36.0] and row.shorter_side_px[0] == 1 and row.shorter_side_px[-1] == 4
+    assert row.shorter_side_at_imgsz[0] == 2 and row.shorter_side_at_imgsz[-1] == 8
+    assert row.below_small_at_imgsz == 3 and sum(row.histogram_at_imgsz) == 6
+    path = tmp_path / "sizes.png"
+    from mvtec2coco.summary import plot_sizes
+
+    assert plot_sizes([summary], path).stat().st_size > 1000
+    assert to_json(load_dataset(tmp_path / "data"), [summary])["categories"]["widget"]["sizes"][0]["regions"] == 6

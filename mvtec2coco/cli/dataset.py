@@ -42,31 +42,53 @@ def summary(
     layout: LayoutOpt = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the facts as JSON.")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Also draw images per split and class (PNG).")] = None,
+    imgsz: Annotated[int, typer.Option(help="Training size (the longer side) at which region sizes are also given.")] = 640,
+    size_plot: Annotated[Path | None, typer.Option("--size-plot", help="Also draw the region sizes at --imgsz per "
+                                                   "class (PNG).")] = None,
     workers: WorkersOpt = None,
 ) -> None:
-    """Per category: defect classes, image counts per split, image sizes, mask coverage.
+    """Per category: defect classes, image counts per split, image sizes, mask coverage, region sizes.
 
     Example: mvtec2coco summary demo/bottle --json summary.json --plot summary.png
     """
     from ..datasets import load_dataset
     from ..runtime.staging import write_file
-    from ..summary import plot, summarize, to_json
+    from ..summary import plot, plot_sizes, summarize, to_json
 
-    for given in (json_path, plot_path):
+    if imgsz < 1:
+        raise OptionError(f"--imgsz {imgsz} must be at least 1")
+    for given in (json_path, plot_path, size_plot):
         if given is not None:
             check_output_file(given, [root])  # before the work, not after it
     dataset = load_dataset(root, layout, category)
-    summaries = summarize(dataset, workers, progress=True)
+    summaries = summarize(dataset, workers, progress=True, imgsz=imgsz)
     for s in summaries:
         sys.stdout.write(s.block() + "\n")
         sys.stdout.flush()
         out_console.print(_summary_table(s))
+        if s.sizes:
+            out_console.print(_sizes_table(s))
     if json_path:
         path = write_file(json_path, json.dumps(to_json(dataset, summaries), indent=2) + "\n", dataset.sources)
         out_console.print(f"facts written to {path}")
     if plot_path:
         path = plot(summaries, plot_path)
         out_console.print(f"plot written to {path}")
+    if size_plot:
+        path = plot_sizes(summaries, size_plot)
+        out_console.print(f"size plot written to {path}")
+
+
+def _sizes_table(s) -> Table:
+    row0 = s.sizes[0]
+    table = Table(title=f"{s.name}: defect regions per class (min / 10% / median / 90% / max)")
+    for col in ("class", "regions", "area px", "shorter side px", f"shorter side at {row0.imgsz}", "below 4 px"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in s.sizes:
+        table.add_row(r.label, str(r.regions), " / ".join(f"{v:g}" for v in r.area_px),
+                      " / ".join(f"{v:g}" for v in r.shorter_side_px), " / ".join(f"{v:g}" for v in r.shorter_side_at_imgsz),
+                      str(r.below_small_at_imgsz))
+    return table
 
 
 def _summary_table(s) -> Table:
