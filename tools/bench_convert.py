@@ -10,7 +10,11 @@ warm-up; the best of --repeat runs is reported with the ratios, the median of ea
 ratio (robust to the machine's drifts between runs), and CPU seconds (this process and its
 workers) per run.
 
+With --tile SIZE each run also times (c) `convert --format all --tile SIZE --overlap 0.2` and
+prints its ratio to (b), the untiled conversion of the same data.
+
 Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full] [--work DIR]
+                                     [--tile SIZE]
 --work copies the dataset to DIR once (e.g. /dev/shm/m2c, RAM-backed: about 5.3 GB) and times there, which
 removes this machine's disk noise (its speed swings 2-3x between runs) and leaves CPU and file-system work.
 Old outputs are moved aside and deleted only after all timing (see ../shared/BENCHMARKING.md).
@@ -33,6 +37,7 @@ from mvtec2coco.formats.placement import output_name
 from mvtec2coco.runtime.parallel import default_workers, fork_map
 from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
+from mvtec2coco.tiling import TileOptions
 
 _MADE: set[str] = set()
 
@@ -99,6 +104,14 @@ def ours(root: Path, out: Path, workers: int) -> tuple[float, float]:
     return time.perf_counter() - start, _cpu() - cpu
 
 
+def tiled(root: Path, out: Path, workers: int, size: int) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), _cpu()
+    dataset = load_dataset(root, sizes=False)
+    convert(dataset, out, ConvertOptions(formats=parse_formats("all"), images="link", workers=workers),
+            tiles=TileOptions(size, 0.2))
+    return time.perf_counter() - start, _cpu() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("bench_out/mvtec-full"))
@@ -106,6 +119,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, help="copy the dataset here once and time there (e.g. /dev/shm/m2c)")
+    parser.add_argument("--tile", type=int, help="also time convert --tile SIZE --overlap 0.2, as a ratio to (b)")
     args = parser.parse_args()
     if not (args.data / ".complete").is_file():
         print(f"generating {args.preset} into {args.data} (once) ...", flush=True)
@@ -131,13 +145,18 @@ def main() -> None:
     print(f"{len(dataset.samples)} images, {n_masks} masks, {args.workers} worker(s)")
     floor(dataset, work / "warm_floor", args.workers)  # warm the page cache, untimed
     ours(args.data, work / "warm_ours", args.workers)
-    floors, trees, oursl = [], [], []
+    if args.tile:
+        tiled(args.data, work / "warm_tiled", args.workers, args.tile)
+    floors, trees, oursl, tiles = [], [], [], []
     for k in range(args.repeat):
         floors.append(floor(dataset, work / f"floor{k}", args.workers))
         trees.append(floor(dataset, work / f"tree{k}", args.workers, layout=True))
         oursl.append(ours(args.data, work / f"ours{k}", args.workers))
+        if args.tile:
+            tiles.append(tiled(args.data, work / f"tiled{k}", args.workers, args.tile))
+        extra = f", tiled {tiles[-1][0]:.2f} s (cpu {tiles[-1][1]:.2f} s)" if args.tile else ""
         print(f"  run {k + 1}: floor {floors[-1][0]:.2f} s (cpu {floors[-1][1]:.2f} s), floor in the layout "
-              f"{trees[-1][0]:.2f} s, convert {oursl[-1][0]:.2f} s (cpu {oursl[-1][1]:.2f} s)", flush=True)
+              f"{trees[-1][0]:.2f} s, convert {oursl[-1][0]:.2f} s (cpu {oursl[-1][1]:.2f} s){extra}", flush=True)
     best_floor, best_tree, best_ours = (min(w for w, _ in runs) for runs in (floors, trees, oursl))
     n_folders = len({os.path.dirname(p) for job in _layout_jobs(dataset, work) for p in (*job[2], *job[3])})
     print(f"(a) floor: decode masks + read headers + create files/links: best {best_floor:.2f} s")
@@ -146,6 +165,11 @@ def main() -> None:
     print(f"ratio (b)/(a): {best_ours / best_floor:.2f} (goal <= 1.5); ratio (b)/(a'): {best_ours / best_tree:.2f}")
     paired = sorted(o / f for (o, _), (f, _) in zip(oursl, floors))  # each run's own ratio: robust to drifts
     print(f"median of the runs' own ratios (b)/(a): {paired[len(paired) // 2]:.2f}")
+    if args.tile:
+        best_tiled = min(w for w, _ in tiles)
+        own = sorted(t / o for (t, _), (o, _) in zip(tiles, oursl))
+        print(f"(c) convert --format all --tile {args.tile} --overlap 0.2:       best {best_tiled:.2f} s")
+        print(f"ratio (c)/(b): {best_tiled / best_ours:.2f}; median of the runs' own ratios: {own[len(own) // 2]:.2f}")
     for old in args.data.parent.glob("bench_*.old-*"):
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)

@@ -160,6 +160,9 @@ def predict(
     model_type: ModelTypeOpt = "vit_b",
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Detector confidence threshold.")] = 0.25,
     max_det: Annotated[int, typer.Option(min=1, help="Detector boxes per image at most.")] = 100,
+    tile: Annotated[int | None, typer.Option(help="With --detector: also run it on tiles of this many px and merge "
+                                             "the boxes back (sliced inference).")] = None,
+    overlap: Annotated[float, typer.Option(help="With --tile: fraction by which neighbouring tiles overlap.")] = 0.2,
     device: DeviceOpt = None,
 ) -> None:
     """Boxes -> SAM masks -> predictions.json (RLE masks, scores): the path from a detector to pixel masks.
@@ -176,6 +179,11 @@ def predict(
         raise OptionError("give exactly one box source: --prompts ground-truth, --boxes FILE or --detector WEIGHTS")
     if prompts is not None and prompts != "ground-truth":
         raise OptionError(f"unknown --prompts '{prompts}'", hint="use ground-truth")
+    if tile is not None and detector is None:
+        raise OptionError("--tile slices the detector's inference", hint="give --detector WEIGHTS, or drop --tile")
+    from ..models.common.sliced import check_slicing
+
+    check_slicing(tile, overlap)
     model_type, checkpoint, trained, seed = resolve_model(model, model_type)
 
     def segment(inputs):
@@ -184,7 +192,8 @@ def predict(
         elif boxes is not None:
             found = sam_predict.boxes_from_file(boxes, inputs)
         else:
-            found = sam_predict.boxes_from_detector(weights_of(detector), inputs, conf, max_det, device or "auto")
+            found = sam_predict.boxes_from_detector(weights_of(detector), inputs, conf, max_det, device or "auto",
+                                                    tile, overlap)
         return sam_predict.predict_sam(checkpoint, model_type, inputs, found, out, trained, device or "auto", seed=seed)
 
     run_predict(out, data, split, images, [boxes, detector, trained], segment)

@@ -104,14 +104,19 @@ def predict(
     split: SplitOpt = None,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence threshold.")] = 0.25,
     imgsz: Annotated[int, typer.Option(min=32, help="Inference image size.")] = 640,
+    tile: Annotated[int | None, typer.Option(help="Also run on tiles of this many px and merge the boxes back "
+                                             "(sliced inference, for small defects).")] = None,
+    overlap: Annotated[float, typer.Option(help="With --tile: fraction by which neighbouring tiles overlap.")] = 0.2,
     device: DeviceOpt = None,
 ) -> None:
     """Boxes with scores as predictions.json (keyed by the ground truth with --data), annotated images.
 
     Example: mvtec2coco yolo-world predict runs/yolo_world/bottle --data demo/all --split test --out pred/yw
     """
+    from ..models.common.sliced import check_slicing
     from ..models.yolo_world.predict import predict_detector
 
+    check_slicing(tile, overlap)
     weights = weights_of(run)
     run_predict(out, data, split, images, [weights],
-                lambda inputs: predict_detector(weights, inputs, out, conf, imgsz, device or "auto"))
+                lambda inputs: predict_detector(weights, inputs, out, conf, imgsz, device or "auto", tile, overlap))

@@ -129,6 +129,23 @@ main()
 
 
 @pytest.mark.slow
+def test_sliced_predict_merges_tile_boxes_into_image_coordinates(world_run, converted, tmp_path):
+    out = tmp_path / "sliced"
+    result = run_cli("yolo-world", "predict", world_run, "--data", converted, "--split", "test", "--out", out,
+                     "--conf", "0.0", "--imgsz", "64", "--tile", "64", "--overlap", "0.25", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    pred = json.loads((out / "predictions.json").read_text())
+    assert pred["info"]["sliced"] == {"tile": 64, "overlap": 0.25}
+    sizes = {i["id"]: (i["width"], i["height"]) for i in pred["images"]}
+    assert pred["annotations"]
+    for a in pred["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert 0 <= x and 0 <= y and w > 0 and h > 0
+        assert x + w <= sizes[a["image_id"]][0] + 1e-6 and y + h <= sizes[a["image_id"]][1] + 1e-6
+    assert len(list((out / "images").glob("*.png"))) == len(pred["images"])
+
+
+@pytest.mark.slow
 def test_eval_writes_metrics(world_run, converted):
     result = run_cli("yolo-world", "eval", world_run, "--data", converted, "--split", "val", "--device", "auto")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -58,12 +58,13 @@ def boxes_from_file(path: Path, inputs: PredictInputs) -> Boxes:
     return found
 
 
-def boxes_from_detector(weights: Path, inputs: PredictInputs, conf: float, max_det: int, device: str) -> Boxes:
+def boxes_from_detector(weights: Path, inputs: PredictInputs, conf: float, max_det: int, device: str,
+                        tile: int | None = None, overlap: float = 0.2) -> Boxes:
     from ..yolo_world.predict import detect
     from ..yolo_world.train import load_detector
 
     model, _ = load_detector(weights)
-    categories, annotations = detect(model, inputs, conf, 640, device, max_det)
+    categories, annotations = detect(model, inputs, conf, 640, device, max_det, tile=tile, overlap=overlap)
     names = {c["id"]: c["name"] for c in categories}
     found: Boxes = {i.id: [] for i in inputs.images}
     for a in annotations:
