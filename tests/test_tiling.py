@@ -146,9 +146,10 @@ def test_verify_catches_a_missing_and_a_changed_tile(tiled, tmp_path):
 
 
 @pytest.mark.slow
-def test_bottle_tiles_verify_and_count_small_regions_exactly(tmp_path):
-    """The bottle preset at 900 px in tiles of 320 px (overlap 0.2): verify passes, and the
-    report's counts of regions below 4 px at 640 px equal a direct computation from the masks."""
+def test_bottle_tiles_verify_count_small_regions_and_train(tmp_path):
+    """The bottle preset at 900 px in tiles of 320 px (overlap 0.2): verify passes, the report's
+    counts of regions below 4 px at 640 px equal a direct computation from the masks, and
+    ultralytics trains one epoch on the tiles."""
     from mvtec2coco.synth import generate
 
     data = generate(tmp_path / "bottle", "bottle")
@@ -175,16 +176,10 @@ def test_bottle_tiles_verify_and_count_small_regions_exactly(tmp_path):
     small = report["tiling"]["small_instances"]
     assert (small["whole_images"], small["tiles"]) == (whole, tiles)
     assert tiles < whole
-
-
-@pytest.mark.slow
-def test_ultralytics_trains_one_epoch_on_tiles(tiled, tmp_path):
     pytest.importorskip("ultralytics")
     from ultralytics import YOLO
 
-    out, _ = tiled
-    YOLO("yolov8n-seg.yaml").train(data=str(out / "yolo-seg" / "data.yaml"), epochs=1, imgsz=64, batch=8, device="cpu",
+    YOLO("yolov8n-seg.yaml").train(data=str(out / "yolo-seg" / "data.yaml"), epochs=1, imgsz=64, batch=16, device="cpu",
                                    amp=False, workers=0, plots=False, project=str(tmp_path), name="run", exist_ok=True,
-                                   verbose=False, val=True)
-    assert (tmp_path / "run" / "weights" / "last.pt").is_file()
+                                   verbose=False, val=True)  # one CPU epoch on the tiles
     assert len((tmp_path / "run" / "results.csv").read_text().splitlines()) == 2

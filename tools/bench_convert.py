@@ -11,7 +11,9 @@ ratio (robust to the machine's drifts between runs), and CPU seconds (this proce
 workers) per run.
 
 With --tile SIZE each run also times (c) `convert --format all --tile SIZE --overlap 0.2` and
-prints its ratio to (b), the untiled conversion of the same data.
+prints its ratio to (b), the untiled conversion of the same data, and to (c') the floor of
+tiling: decode every image that has a written tile, cut those tiles and write each once as PNG
+(the same tiles as (c), read from its meta/tiles.csv), with the same workers.
 
 Usage: python tools/bench_convert.py [--data DIR] [--workers N] [--repeat 3] [--preset mvtec-full] [--work DIR]
                                      [--tile SIZE]
@@ -34,6 +36,7 @@ from mvtec2coco.convert import ConvertOptions, convert, parse_formats
 from mvtec2coco.datasets import load_dataset
 from mvtec2coco.datasets.imageio import read_header
 from mvtec2coco.formats.placement import output_name
+from mvtec2coco.geometry.tiles import cut
 from mvtec2coco.runtime.parallel import default_workers, fork_map
 from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
@@ -112,6 +115,31 @@ def tiled(root: Path, out: Path, workers: int, size: int) -> tuple[float, float]
     return time.perf_counter() - start, _cpu() - cpu
 
 
+def _tile_floor_one(args: tuple[str, tuple[tuple[int, int, str], ...], int]) -> int:
+    image_path, tiles, size = args
+    image = cv2.imread(image_path, cv2.IMREAD_UNCHANGED)
+    for x, y, out in tiles:
+        cv2.imwrite(out, cut(image, x, y, size), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return len(tiles)
+
+
+def tile_floor(dataset, tiled_out: Path, out: Path, workers: int, size: int) -> tuple[float, float, int, int]:
+    """(wall, cpu, images decoded, tiles written) of decoding and cutting what (c) wrote."""
+    import csv
+
+    images = {s.id: str(s.image) for s in dataset.samples}
+    with open(tiled_out / "coco" / "meta" / "tiles.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_image: dict[str, list[tuple[int, int, str]]] = {}
+    out.mkdir(parents=True)
+    for r in rows:
+        by_image.setdefault(images[r["sample_id"]], []).append((int(r["x"]), int(r["y"]), f"{out}/{r['file_name']}"))
+    jobs = [(image, tuple(tiles), size) for image, tiles in by_image.items()]
+    start, cpu = time.perf_counter(), _cpu()
+    sum(fork_map(_tile_floor_one, jobs, workers))
+    return time.perf_counter() - start, _cpu() - cpu, len(jobs), len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("bench_out/mvtec-full"))
@@ -147,14 +175,17 @@ def main() -> None:
     ours(args.data, work / "warm_ours", args.workers)
     if args.tile:
         tiled(args.data, work / "warm_tiled", args.workers, args.tile)
-    floors, trees, oursl, tiles = [], [], [], []
+    floors, trees, oursl, tiles, tile_floors = [], [], [], [], []
     for k in range(args.repeat):
         floors.append(floor(dataset, work / f"floor{k}", args.workers))
         trees.append(floor(dataset, work / f"tree{k}", args.workers, layout=True))
         oursl.append(ours(args.data, work / f"ours{k}", args.workers))
+        extra = ""
         if args.tile:
             tiles.append(tiled(args.data, work / f"tiled{k}", args.workers, args.tile))
-        extra = f", tiled {tiles[-1][0]:.2f} s (cpu {tiles[-1][1]:.2f} s)" if args.tile else ""
+            tile_floors.append(tile_floor(dataset, work / f"tiled{k}", work / f"tilefloor{k}", args.workers, args.tile))
+            extra = (f", tiled {tiles[-1][0]:.2f} s (cpu {tiles[-1][1]:.2f} s), tiling floor {tile_floors[-1][0]:.2f} s "
+                     f"(cpu {tile_floors[-1][1]:.2f} s)")
         print(f"  run {k + 1}: floor {floors[-1][0]:.2f} s (cpu {floors[-1][1]:.2f} s), floor in the layout "
               f"{trees[-1][0]:.2f} s, convert {oursl[-1][0]:.2f} s (cpu {oursl[-1][1]:.2f} s){extra}", flush=True)
     best_floor, best_tree, best_ours = (min(w for w, _ in runs) for runs in (floors, trees, oursl))
@@ -170,6 +201,11 @@ def main() -> None:
         own = sorted(t / o for (t, _), (o, _) in zip(tiles, oursl))
         print(f"(c) convert --format all --tile {args.tile} --overlap 0.2:       best {best_tiled:.2f} s")
         print(f"ratio (c)/(b): {best_tiled / best_ours:.2f}; median of the runs' own ratios: {own[len(own) // 2]:.2f}")
+        best_tile_floor = min(f[0] for f in tile_floors)
+        _, _, decoded, written = tile_floors[0]
+        print(f"(c') tiling floor: decode {decoded} images, write {written} tiles: best {best_tile_floor:.2f} s")
+        own = sorted(t / f[0] for (t, _), f in zip(tiles, tile_floors))
+        print(f"ratio (c)/(c'): {best_tiled / best_tile_floor:.2f}; median of the runs' own ratios: {own[len(own) // 2]:.2f}")
     for old in args.data.parent.glob("bench_*.old-*"):
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
