@@ -320,14 +320,27 @@ def _convert_tiled(dataset: Dataset, out: Path, options: ConvertOptions, tile_op
     if counts["tiles_skipped_defects_dropped"]:
         skipped["tiles_whose_defects_were_all_dropped"] = counts["tiles_skipped_defects_dropped"]
     total = sum(len(t.areas) for tiles, keep in zip(plans, kept) for t in (tiles[k] for k in keep))
+    report = _report_body(dataset, out, options, samples, names, images, written, total, holes, skipped, warnings, {})
+    report = {**{k: report[k] for k in ("tool", "version", "dataset", "output", "options")},
+              "tiling": {**tile_options_dict(tile_options), **counts, "instances_truncated": truncated},
+              **{k: v for k, v in report.items() if k not in ("tool", "version", "dataset", "output", "options")}}
+    text = json.dumps(report, indent=2) + "\n"
+    for root in roots.values():
+        (root / "report.json").write_text(text)
+    return report
+
+
+def _report_body(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], names: list[str],
+                 images: dict[str, Counter], written: dict[str, Counter], total: int, holes: int, skipped: dict,
+                 warnings: list[str], findings: dict[str, dict]) -> dict:
+    """``report.json``'s keys, whole images or tiles alike."""
     coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
-    report = {
+    return {
         "tool": "mvtec2coco",
         "version": __version__,
         "dataset": {"root": str(dataset.root), "layout": dataset.layout, "categories": sorted({s.category for s in samples})},
         "output": str(out),
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items() if k != "workers"},
-        "tiling": {**tile_options_dict(tile_options), **counts, "instances_truncated": truncated},
         "classes": names,
         "images": {k: dict(sorted(images[k].items())) for k in SUBSETS if k in images},
         "instances": {k: dict(sorted(written[k].items())) for k in SUBSETS if k in written},
@@ -336,13 +349,9 @@ def _convert_tiled(dataset: Dataset, out: Path, options: ConvertOptions, tile_op
         "coco": {"rle_instances": coco_rle, "polygon_instances": total - coco_rle,
                  "polygons_with_keyholes": holes if options.coco_masks == "polygon" else 0},
         "skipped": skipped,
-        "warnings": warnings,
-        "findings": {},
+        "warnings": [*warnings, *(f"{f['count']} x {f['what']} (e.g. {f['examples'][0]})" for f in findings.values())],
+        "findings": findings,
     }
-    text = json.dumps(report, indent=2) + "\n"
-    for root in roots.values():
-        (root / "report.json").write_text(text)
-    return report
 
 
 def _findings(results: list[SampleResult]) -> dict[str, dict]:
@@ -484,24 +493,8 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
     if on_good:
         skipped["instances_in_masks_of_good_images"] = on_good
     total = sum(len(r.areas) for r in results)
-    coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
-    report = {
-        "tool": "mvtec2coco",
-        "version": __version__,
-        "dataset": {"root": str(dataset.root), "layout": dataset.layout, "categories": sorted({s.category for s in samples})},
-        "output": str(out),
-        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items() if k != "workers"},
-        "classes": names,
-        "images": {k: dict(sorted(images[k].items())) for k in SUBSETS if k in images},
-        "instances": {k: dict(sorted(written[k].items())) for k in SUBSETS if k in written},
-        "instances_total": total,
-        "instances_with_holes": holes,
-        "coco": {"rle_instances": coco_rle, "polygon_instances": total - coco_rle,
-                 "polygons_with_keyholes": holes if options.coco_masks == "polygon" else 0},
-        "skipped": skipped,
-        "warnings": [*warnings, *(f"{f['count']} x {f['what']} (e.g. {f['examples'][0]})" for f in findings.values())],
-        "findings": findings,
-    }
+    report = _report_body(dataset, out, options, samples, names, images, written, total, holes, skipped, warnings,
+                          findings)
     ious = [v for r in results for v in r.polygon_ious]
     if options.simplify > 0 and ious:
         report["simplify"] = {"tolerance_px": options.simplify, "polygon_iou_mean": round(float(np.mean(ious)), 6),
