@@ -240,8 +240,11 @@ def write_image_tiles(roots: tuple[tuple[str, str], ...], size: int, job: WriteJ
         for fmt, root in roots:
             path = f"{root}/images/{job.subset}/{name}"
             if first is None:
-                if not cv2.imwrite(path, cut(image, x, y, size), PNG_FAST):
-                    raise OSError(f"cannot write {path}")
+                ok, png = cv2.imencode(".png", cut(image, x, y, size), PNG_FAST)
+                if not ok:
+                    raise BrokenFileError("a tile of this image cannot be encoded as PNG", job.image)
+                with open(path, "wb") as fh:  # Python's I/O: a full disk is an OSError with its errno
+                    fh.write(png.tobytes())
                 first = path
             else:
                 os.link(first, path)

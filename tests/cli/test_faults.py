@@ -528,6 +528,9 @@ def disk_cases() -> list[Case]:
                                                                        "--out", str(e.out)],
                           2, "No space left on device", env={"MVTEC2COCO_FAULT": f"enospc:{stage}"}))
     cases += [
+        Case("enospc-convert-tiles", lambda e: ["convert", str(e.data), "--format", "all", "--tile", "64", "--out",
+                                                str(e.out)], 2, "No space left on device",
+             env={"MVTEC2COCO_FAULT": "enospc:__x"}),
         Case("eio-convert-labels", lambda e: ["convert", str(e.data), "--out", str(e.out)], 2, "Input/output error",
              env={"MVTEC2COCO_FAULT": "eio:labels/"}),
         Case("enospc-synth", lambda e: ["synth", str(e.out)], 2, "No space left", env={"MVTEC2COCO_FAULT": "enospc:.png"}),
