@@ -64,6 +64,9 @@ def read_coco(path: Path, images_dir: Path | None) -> list[Labelled]:
                               path)
         if a.get("category_id") not in names:
             raise OptionError(f"annotation {a.get('id')} has unknown category_id {a.get('category_id')!r}", path)
+    if any("tile" in img for img in data.images):
+        raise OptionError("these are tiles of `convert --tile`, not whole images", path,
+                          "import the untiled conversion of the same dataset")
     listed = [img.get("file_name") for img in data.images]
     twice = sorted({n for n in listed if listed.count(n) > 1})
     if twice:
@@ -116,6 +119,11 @@ def read_yolo_seg(folder: Path) -> list[Labelled]:
     data_yaml = yolo.find_data_yaml(folder)
     names = yolo.class_names(yolo.read_data_yaml(data_yaml))
     root = data_yaml.parent
+    from .tiling import TILES_MANIFEST
+
+    if (root / TILES_MANIFEST).is_file():
+        raise OptionError("these are tiles of `convert --tile`, not whole images", root,
+                          "import the untiled conversion of the same dataset")
     found = []
     for image in sorted(p for p in (root / "images").rglob("*") if p.is_file() and is_image_file(p)):
         rel = image.relative_to(root / "images")

@@ -39,6 +39,7 @@ from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 
 EMPTY_MODES = ("match", "all", "none")  # or a number of empty tiles per subset
+MIN_TILE, MAX_TILE = 32, 8192  # px; a larger tile of a smaller image is padded: 8192 px is 200 MB a tile
 TILES_MANIFEST = Path("meta", "tiles.csv")
 TILES_COLUMNS = ("tile", "sample_id", "subset", "x", "y", "w", "h", "file_name")
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -56,15 +57,15 @@ class TileOptions:
     seed: int = 0  # of the empty-tile sample (convert's --seed)
 
     def check(self) -> None:
-        if self.size < 32:
-            raise OptionError(f"--tile {self.size} is too small", hint="use a tile size of at least 32 px")
+        if not MIN_TILE <= self.size <= MAX_TILE:
+            raise OptionError(f"--tile {self.size} is not between {MIN_TILE} and {MAX_TILE} px")
         if not 0.0 <= self.overlap < 1.0:
             raise OptionError(f"--overlap {self.overlap} is not in [0, 1)")
         if self.imgsz < 1:
             raise OptionError(f"--imgsz {self.imgsz} must be at least 1")
         if not 0.0 <= self.min_visible <= 1.0:
             raise OptionError(f"--min-visible {self.min_visible} is not in [0, 1]")
-        if self.empty not in EMPTY_MODES and not (self.empty.isdigit()):
+        if self.empty not in EMPTY_MODES and not (self.empty.isascii() and self.empty.isdigit()):
             raise OptionError(f"--tile-empty '{self.empty}' is not a count nor one of {', '.join(EMPTY_MODES)}")
 
 
@@ -142,7 +143,7 @@ def tile_regions(mask: np.ndarray, origins: list[tuple[int, int]], size: int, mi
         keep = [not (s or v) for s, v in zip(small, sliver)]
         tiles.append(TileRegions([r for r, k in zip(regions, keep) if k],
                                  [bool(r.area < a) for r, a, k in zip(regions, whole, keep) if k],
-                                 [int(o) for o, k in zip(owners, keep) if k], sum(small), sum(sliver), True))
+                                 [int(o) for o, k in zip(owners, keep) if k], int(sum(small)), int(sum(sliver)), True))
     return tiles
 
 
@@ -264,6 +265,9 @@ def run_tiled(jobs: list[TileJob], subsets: list[str], roots: dict[str, Path], o
                                sizes=[1 + 8 * len(j.masks) for j in jobs], initializer=keep_freed_memory)
     plans = [p.tiles for p in image_plans]
     kept, counts = choose_tiles(plans, subsets, options)
+    if not any(kept):
+        raise OptionError("nothing to write: no tile holds an instance, and no empty tile was asked for",
+                          hint="check --min-area and --min-visible, or pass --tile-empty all; nothing was written")
     counts["small_instances"] = {
         "imgsz": options.imgsz, "shorter_box_side_below_px": SMALL_PX,
         "whole_images": sum(p.small_untiled for p in image_plans),

@@ -148,7 +148,8 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             names = _yolo_names(folder, expected, problems)
         with opencv_single_threaded():
             if "tiling" in report:
-                checks = _verify_tiles(fmt, folder, samples, rows, options, names, report["tiling"], workers, progress)
+                checks = _verify_tiles(fmt, folder, samples, rows, options, names, report["tiling"], workers, progress,
+                                       problems)
             else:
                 jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names) for r in rows]
                 checks = fork_map(_check_one, jobs, workers, f"Verifying {fmt}" if progress else None,
@@ -167,13 +168,22 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
 
 
 def _verify_tiles(fmt: str, folder: Path, samples: dict[str, Sample], rows: list[dict], options: dict, names: list[str],
-                  tiling: dict, workers: int | None, progress: bool) -> list[ImageCheck]:
+                  tiling: dict, workers: int | None, progress: bool, problems: list[str]) -> list[ImageCheck]:
     """The checks of a tiled output, one source image per job (its mask and image decoded once)."""
     from .tiling import read_tiles_manifest
 
-    tiles = read_tiles_manifest(folder)
+    if not (isinstance(tiling.get("size"), int) and not isinstance(tiling.get("size"), bool) and tiling["size"] >= 1
+            and isinstance(tiling.get("overlap"), (int, float)) and 0 <= tiling["overlap"] < 1
+            and isinstance(tiling.get("min_visible"), (int, float)) and 0 <= tiling["min_visible"] <= 1):
+        raise VerificationError("report.json's tiling (size, overlap, min_visible) is unreadable", folder / "report.json",
+                                "convert again")
+    try:
+        tiles = read_tiles_manifest(folder)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"meta/tiles.csv cannot be read ({exc})")
+        tiles = []
     if not tiles:
-        raise VerificationError("meta/tiles.csv is missing or empty", folder / "meta" / "tiles.csv", "convert again")
+        problems.append("meta/tiles.csv is missing or empty: the tiles cannot be mapped to their images")
     by_sample: dict[str, list[dict]] = {}
     for t in tiles:
         by_sample.setdefault(t["sample_id"], []).append(t)
@@ -333,6 +343,8 @@ class Expected:
     label: str | None
     image_problem: str | None
     data_broken: bool
+    coco_fields: dict = field(default_factory=dict)  # what the COCO image record must hold besides its size
+    truncated: list[bool] | None = None  # per source region of a tile: the tile's border cuts it
 
 
 def _check_one(args) -> ImageCheck:
@@ -341,8 +353,9 @@ def _check_one(args) -> ImageCheck:
     source, mask = _source_instances(sample, options)
     problem, data_broken = _image_problem(Path(folder) / "images" / subset / name, sample.image,
                                           options.get("images", "link"))
+    fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
     expected = Expected(name, (sample.width, sample.height), source, mask, class_name(sample, options["classes"]),
-                        problem, data_broken)
+                        problem, data_broken, fields)
     return _check_image(fmt, Path(folder), subset, expected, names)
 
 
@@ -355,13 +368,34 @@ def _check_tiles(args) -> list[ImageCheck]:
     fmt, folder, sample, subset, options, names, tiles, rows = args
     folder = Path(folder)
     size = tiles["size"]
+    checks = []
+    seen: set[tuple[int, int]] = set()
+    valid = []
+    for row in rows:
+        where = f"meta/tiles.csv: tile {row.get('tile')}"
+        try:
+            x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
+        except (KeyError, TypeError, ValueError):
+            checks.append(ImageCheck(f"{subset}/{row.get('file_name')}", problems=[f"{where}: x, y, w, h are not integers"]))
+            continue
+        stem = os.path.splitext(output_name(sample.relpath))[0]
+        tests = (("listed twice", (x, y) in seen),
+                 (f"subset {row.get('subset')} is not the image's {subset}", row.get("subset") != subset),
+                 (f"size {w}x{h} is not {size}x{size}", (w, h) != (size, size)),
+                 (f"file_name {row.get('file_name')} is not the tile's name", row.get("file_name") != tile_name(stem, x, y)))
+        wrong = [f"{where}: {what}" for what, bad in tests if bad]
+        seen.add((x, y))
+        if wrong:
+            checks.append(ImageCheck(f"{subset}/{row.get('file_name')}", problems=wrong))
+        else:
+            valid.append((x, y))
     origins = tile_grid(sample.width, sample.height, size, tiles["overlap"])
     mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False) \
         if sample.masks and not sample.is_good else np.zeros((sample.height, sample.width), np.uint8)
     regions = dict(zip(origins, tile_regions(mask, origins, size, options["min_area"], tiles["min_visible"])))
     stem = os.path.splitext(output_name(sample.relpath))[0]
-    listed = {(int(r["x"]), int(r["y"])) for r in rows}
-    checks = [ImageCheck(f"{subset}/{tile_name(stem, x, y)}", expected=len(t.kept), missing=len(t.kept),
+    listed = set(valid)
+    checks += [ImageCheck(f"{subset}/{tile_name(stem, x, y)}", expected=len(t.kept), missing=len(t.kept),
                          problems=[f"{subset}/{tile_name(stem, x, y)}: tile with {len(t.kept)} instance(s) is not "
                                    "in the output"])
               for (x, y), t in regions.items() if t.kept and (x, y) not in listed]
@@ -375,7 +409,8 @@ def _check_tiles(args) -> list[ImageCheck]:
             checks.append(ImageCheck(f"{subset}/{name}", problems=[f"{subset}/{name}: not a tile of the grid"]))
             continue
         problem = _tile_image_problem(path, None if image is None else cut(image, x, y, size))
-        expected = Expected(name, (size, size), tile.kept, cut(mask, x, y, size), label, problem, problem is not None)
+        expected = Expected(name, (size, size), tile.kept, cut(mask, x, y, size), label, problem, problem is not None,
+                            {"source_file": sample.relpath, "tile": [x, y, size, size]}, tile.truncated)
         checks.append(_check_image(fmt, folder, subset, expected, names))
     return checks
 
@@ -406,7 +441,9 @@ def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names:
     anns: list[dict] = []
     try:
         if fmt == "coco":
-            anns, masks = _coco_instances(folder, subset, expected.size, name)
+            anns, masks, record = _coco_instances(folder, subset, expected.size, name)
+            check.problems += [f"{check.image}: COCO {key} {record.get(key)} is not {want}"
+                               for key, want in expected.coco_fields.items() if record.get(key) != want]
             classes = [names[a["category_id"] - 1] if 0 < a["category_id"] <= len(names) else None for a in anns]
             boxes = None
         else:
@@ -432,6 +469,9 @@ def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names:
             check.problems.append(f"{check.image}: {n} {kind} instance(s)")
     for r, c, _ in pairs if anns else ():
         check.problems.extend(_exact_problems(subset, check.image, anns[c], source[r]))
+        if expected.truncated is not None and anns[c].get("truncated") is not expected.truncated[r]:
+            check.problems.append(f"{check.image}: annotation {anns[c].get('id')} says truncated "
+                                  f"{anns[c].get('truncated')}, the tile cuts its region: {expected.truncated[r]}")
     return check
 
 
@@ -489,7 +529,7 @@ def _image_data_problem(path: Path) -> str | None:
     return None
 
 
-def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str) -> tuple[list[dict], list[np.ndarray]]:
+def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str) -> tuple[list[dict], list[np.ndarray], dict]:
     path = str(coco.subset_path(folder, subset))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(folder, {subset}, [], [])
@@ -510,7 +550,7 @@ def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str)
         except Exception as exc:  # noqa: BLE001 - pycocotools on a malformed segmentation
             raise VerificationError(f"annotation {a.get('id')}: segmentation cannot be decoded "
                                     f"({type(exc).__name__})", path) from exc
-    return anns, masks
+    return anns, masks, image
 
 
 def _yolo_instances(folder: Path, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int, image_ok: bool):

@@ -183,3 +183,49 @@ def test_bottle_tiles_verify_count_small_regions_and_train(tmp_path):
                                    amp=False, workers=0, plots=False, project=str(tmp_path), name="run", exist_ok=True,
                                    verbose=False, val=True)  # one CPU epoch on the tiles
     assert len((tmp_path / "run" / "results.csv").read_text().splitlines()) == 2
+
+
+def test_verify_reads_tile_metadata_as_findings(tiled, tmp_path):
+    """Tiles.csv rows that lie (twice, wrong subset, size or name, not numbers), COCO tile records
+    and truncated flags that were changed: each is a finding, never a crash or a pass."""
+    import shutil
+
+    out, _ = tiled
+    broken = tmp_path / "b"
+    shutil.copytree(out / "coco", broken)
+    manifest = broken / "meta" / "tiles.csv"
+    lines = manifest.read_text().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    first = rows[0].split(",")
+    twice = rows[0]
+    bad_size = ",".join([*first[:5], "99", first[6], *first[7:]])
+    bad_number = ",".join([*first[:3], "abc", *first[4:]])
+    manifest.write_text(header + "".join(rows) + twice + bad_size + bad_number)
+    path = broken / "annotations" / "instances_test.json"
+    data = json.loads(path.read_text())
+    data["images"][0]["tile"] = [1, 2, 3, 4]
+    flipped = next(a for a in data["annotations"] if "truncated" in a)
+    flipped["truncated"] = not flipped["truncated"]
+    path.write_text(json.dumps(data))
+    result = verify(broken)
+    assert not result["passed"]
+    problems = " ".join(result["formats"]["coco"]["problems"])
+    for text in ("listed twice", "is not 40x40", "are not integers", "COCO tile [1, 2, 3, 4]", "says truncated"):
+        assert text in problems, text
+    manifest.unlink()
+    result = verify(broken)
+    assert not result["passed"] and "tiles.csv is missing" in " ".join(result["formats"]["coco"]["problems"])
+
+
+def test_nothing_to_tile_is_refused_and_tiles_do_not_import(tiny_mvtec, tiled, tmp_path):
+    from mvtec2coco.errors import OptionError
+    from mvtec2coco.import_labels import import_labels
+
+    with pytest.raises(OptionError, match="nothing to write"):
+        convert(load_dataset(tiny_mvtec), tmp_path / "o", ConvertOptions(formats=("coco",), min_area=100000),
+                tiles=TileOptions(40, 0.25, "none"))
+    assert not (tmp_path / "o").exists()
+    out, _ = tiled
+    for source in (out / "coco", out / "yolo-seg"):
+        with pytest.raises(OptionError, match="tiles of `convert --tile`"):
+            import_labels([source], tmp_path / "imported")

@@ -149,12 +149,17 @@ def convert(
 
     if split_file is not None and split is not None:
         raise OptionError("--split and --split-file both given", hint="pass one of them")
+    if split_file is not None and not split_file.is_file():
+        raise OptionError("split file does not exist", split_file, "pass the meta/split.csv of an earlier conversion")
     options = ConvertOptions(formats=parse_formats(fmt or ["yolo"]), split=str(split_file) if split_file else
                              (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, names=names, good=good,
                              min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
                              workers=workers)
     options.check()
     tiles = None
+    if tile is None and (overlap, tile_empty, min_visible, imgsz) != (0.2, "match", 0.0, 640):
+        raise OptionError("--overlap, --tile-empty, --min-visible and --imgsz apply to --tile",
+                          hint="add --tile SIZE, or drop them")
     if tile is not None:
         from ..tiling import TileOptions
 

@@ -20,9 +20,16 @@ Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # (N, 4) x0 y0 x1 y1 (pi
 MERGE_IOS = 0.5  # intersection over the smaller box at which two boxes of a class are one defect
 
 
-def check_slicing(size: int | None, overlap: float) -> None:
-    if size is not None and size < 32:
-        raise OptionError(f"--tile {size} is too small", hint="use a tile size of at least 32 px")
+def check_slicing(size: int | None, overlap: float, default_overlap: float = 0.2) -> None:
+    """``--tile`` and ``--overlap`` as ``convert --tile`` takes them; ``--overlap`` alone is refused."""
+    from ...tiling import MAX_TILE, MIN_TILE
+
+    if size is None:
+        if overlap != default_overlap:
+            raise OptionError("--overlap applies to --tile", hint="add --tile SIZE, or drop --overlap")
+        return
+    if not MIN_TILE <= size <= MAX_TILE:
+        raise OptionError(f"--tile {size} is not between {MIN_TILE} and {MAX_TILE} px")
     if not 0.0 <= overlap < 1.0:  # also refuses NaN
         raise OptionError(f"--overlap {overlap} is not in [0, 1)")
 
