@@ -27,7 +27,7 @@ MANIFEST = Path("meta", "split.csv")  # inside every output folder
 
 
 def manifest_path(folder: Path) -> Path:
-    """The split file of the output ``folder`` (outputs of older versions kept it at the top)."""
+    """The split file of the output ``folder``; one at the output's top level is read too."""
     path = Path(folder) / MANIFEST
     return path if path.is_file() or not (Path(folder) / MANIFEST.name).is_file() else Path(folder) / MANIFEST.name
 

@@ -75,7 +75,8 @@ def tiny_copy(tiny_mvtec, tmp_path) -> Path:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The longest tests first (training runs, the demo scripts): on several workers a run ends
-    when its last test does, and a long one started last leaves the other workers idle."""
+    """The longest tests first (training runs, the demo scripts, then the other slow ones): on
+    several workers a run ends when its last test does, and a long one started last leaves the
+    other workers idle; the short ones fill the gaps at the end."""
     first = ("tests/tools/", "tests/models/")
-    items.sort(key=lambda item: 0 if item.nodeid.startswith(first) else 1)
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(first) else 1 if item.get_closest_marker("slow") else 2)
