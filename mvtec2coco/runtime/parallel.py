@@ -21,6 +21,8 @@ from typing import NoReturn, TypeVar
 
 from .staging import reset_signals_in_child
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -129,19 +131,26 @@ def fork_map(
     try:
         for _ in range(min(workers, len(items))):
             read, write = os.pipe()
+            # Stop signals wait while forking: one arriving in the child before its handlers are
+            # reset would run the parent's handler inside os.fork's own after-fork hooks.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
                 pid = os.fork()
             except OSError:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 os.close(read)
                 os.close(write)
                 raise
             if pid == 0:
+                reset_signals_in_child()
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one now ends the worker
                 os.close(read)
                 for other in children:
                     os.close(other)
                 _work(fn, items, weights, shared, lock, initializer, write)
+            children[read] = pid  # known before a pending signal can raise: the clean-up below stops it
             os.close(write)
-            children[read] = pid
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one now reaches the handler
         if meanwhile is not None:
             meanwhile()
         return _gather(children, len(items), shared, sum(weights), description)
@@ -208,6 +217,7 @@ def _gather(children: dict[int, int], n: int, shared, total: int, description: s
                 _, status = os.waitpid(children.pop(key.fd), 0)
                 payload = b"".join(pieces.pop(key.fd))
                 if not payload:
+                    _raise_if_stopped(status)
                     raise RuntimeError(f"a worker process died without a result (wait status {status})")
                 try:
                     error, text, done = pickle.loads(payload)
@@ -222,6 +232,16 @@ def _gather(children: dict[int, int], n: int, shared, total: int, description: s
     if received != n:
         raise RuntimeError(f"workers returned {received} of {n} results")
     return results
+
+
+def _raise_if_stopped(status: int) -> None:
+    """A worker ended by SIGTERM, SIGHUP or SIGINT: the whole process group is being stopped (the
+    signal may reach this process a moment after the worker's death does), so stop the way the
+    signal handler does, with ``Interrupted``, and every clean-up runs."""
+    from .staging import Interrupted
+
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        raise Interrupted(os.WTERMSIG(status))
 
 
 class _Bar:
