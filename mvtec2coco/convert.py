@@ -320,10 +320,8 @@ def _convert_tiled(dataset: Dataset, out: Path, options: ConvertOptions, tile_op
     if counts["tiles_skipped_defects_dropped"]:
         skipped["tiles_whose_defects_were_all_dropped"] = counts["tiles_skipped_defects_dropped"]
     total = sum(len(t.areas) for tiles, keep in zip(plans, kept) for t in (tiles[k] for k in keep))
-    report = _report_body(dataset, out, options, samples, names, images, written, total, holes, skipped, warnings, {})
-    report = {**{k: report[k] for k in ("tool", "version", "dataset", "output", "options")},
-              "tiling": {**tile_options_dict(tile_options), **counts, "instances_truncated": truncated},
-              **{k: v for k, v in report.items() if k not in ("tool", "version", "dataset", "output", "options")}}
+    report = _report_body(dataset, out, options, samples, names, images, written, total, holes, skipped, warnings, {},
+                          {"tiling": {**tile_options_dict(tile_options), **counts, "instances_truncated": truncated}})
     text = json.dumps(report, indent=2) + "\n"
     for root in roots.values():
         (root / "report.json").write_text(text)
@@ -332,8 +330,8 @@ def _convert_tiled(dataset: Dataset, out: Path, options: ConvertOptions, tile_op
 
 def _report_body(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], names: list[str],
                  images: dict[str, Counter], written: dict[str, Counter], total: int, holes: int, skipped: dict,
-                 warnings: list[str], findings: dict[str, dict]) -> dict:
-    """``report.json``'s keys, whole images or tiles alike."""
+                 warnings: list[str], findings: dict[str, dict], after_options: dict | None = None) -> dict:
+    """``report.json``'s keys, whole images or tiles alike (``after_options``: a tiled run's ``tiling``)."""
     coco_rle = total if options.coco_masks == "rle" else (holes if options.coco_masks == "auto" else 0)
     return {
         "tool": "mvtec2coco",
@@ -341,6 +339,7 @@ def _report_body(dataset: Dataset, out: Path, options: ConvertOptions, samples: 
         "dataset": {"root": str(dataset.root), "layout": dataset.layout, "categories": sorted({s.category for s in samples})},
         "output": str(out),
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items() if k != "workers"},
+        **(after_options or {}),
         "classes": names,
         "images": {k: dict(sorted(images[k].items())) for k in SUBSETS if k in images},
         "instances": {k: dict(sorted(written[k].items())) for k in SUBSETS if k in written},

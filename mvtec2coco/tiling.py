@@ -123,11 +123,19 @@ class TileRegions(NamedTuple):
     defect_pixels: bool
 
 
-def tile_regions(mask: np.ndarray, origins: list[tuple[int, int]], size: int, min_area: int,
-                 min_visible: float) -> list[TileRegions]:
-    """Every tile's instances, by the same geometry as whole images; ``verify`` recomputes them
-    from the source mask with this function too."""
+def label_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's 8-connected regions: a label image (0 background) and per label its
+    ``cv2.connectedComponentsWithStats`` row (x, y, w, h, area)."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    return labels, stats
+
+
+def tile_regions(mask: np.ndarray, origins: list[tuple[int, int]], size: int, min_area: int,
+                 min_visible: float, regions_of_mask: tuple[np.ndarray, np.ndarray] | None = None) -> list[TileRegions]:
+    """Every tile's instances, by the same geometry as whole images; ``verify`` recomputes them
+    from the source mask with this function too. ``regions_of_mask``: ``label_regions(mask)``
+    when the caller has it already."""
+    labels, stats = regions_of_mask if regions_of_mask is not None else label_regions(mask)
     region_areas = stats[:, cv2.CC_STAT_AREA]
     found = instances_of_masks(cut(mask, x, y, size) for x, y in origins)
     tiles = []
@@ -154,14 +162,15 @@ def plan_image(options: TileOptions, formats: set[str], coco_masks: str, min_are
     if job.class_id is None or not job.masks:
         return ImagePlan([TilePlan(x, y, False, (), (), (), (), 0, 0, 0, 0) for x, y in origins], 0, 0)
     mask = load_mask([Path(p) for p in job.masks], height, width, zero_one=False)
-    _, _, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    regions_of_mask = label_regions(mask)
+    stats = regions_of_mask[1]
     scale = options.imgsz / max(width, height)
     boxes_of_regions = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT, cv2.CC_STAT_AREA]].tolist()
     small_untiled = sum(1 for w, h, a in boxes_of_regions if a >= min_area and min(w, h) * scale < SMALL_PX)
     best = np.zeros(len(boxes_of_regions) + 1)  # per region label: its largest shorter side over the tiles, in px
     size = options.size
     plans = []
-    for (x, y), tile in zip(origins, tile_regions(mask, origins, size, min_area, options.min_visible)):
+    for (x, y), tile in zip(origins, tile_regions(mask, origins, size, min_area, options.min_visible, regions_of_mask)):
         keep, cut_flags = tile.kept, tile.truncated
         for r, owner in zip(keep, tile.sources):
             best[owner] = max(best[owner], min(r.bbox[2], r.bbox[3]))

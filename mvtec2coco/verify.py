@@ -30,7 +30,7 @@ from .errors import OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
 from .geometry.masks import Instance, instances, iou
-from .geometry.tiles import cut, tile_grid
+from .geometry.tiles import cut, first_pixels, tile_grid
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
@@ -283,12 +283,11 @@ def source_crops(found: list[Instance], mask: np.ndarray | None) -> list[np.ndar
     order, whose top-left corner is the smallest (y, x) corner of the exact outline.
     """
     crops = []
-    for inst in found:
+    for inst, (row, col) in zip(found, first_pixels([i.outer for i in found]).tolist()):
         x, y, w, h = inst.bbox
         crop = np.ascontiguousarray(mask[y : y + h, x : x + w] > 0, dtype=np.uint8)
-        corner = inst.outer[np.lexsort((inst.outer[:, 0], inst.outer[:, 1]))[0]]
         _, labels = cv2.connectedComponents(crop, connectivity=8)
-        crops.append(labels == labels[int(corner[1]) - y, int(corner[0]) - x])
+        crops.append(labels == labels[row - y, col - x])
     return crops
 
 
@@ -371,6 +370,7 @@ def _check_tiles(args) -> list[ImageCheck]:
     checks = []
     seen: set[tuple[int, int]] = set()
     valid = []
+    stem = os.path.splitext(output_name(sample.relpath))[0]
     for row in rows:
         where = f"meta/tiles.csv: tile {row.get('tile')}"
         try:
@@ -378,7 +378,6 @@ def _check_tiles(args) -> list[ImageCheck]:
         except (KeyError, TypeError, ValueError):
             checks.append(ImageCheck(f"{subset}/{row.get('file_name')}", problems=[f"{where}: x, y, w, h are not integers"]))
             continue
-        stem = os.path.splitext(output_name(sample.relpath))[0]
         tests = (("listed twice", (x, y) in seen),
                  (f"subset {row.get('subset')} is not the image's {subset}", row.get("subset") != subset),
                  (f"size {w}x{h} is not {size}x{size}", (w, h) != (size, size)),
@@ -393,7 +392,6 @@ def _check_tiles(args) -> list[ImageCheck]:
     mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False) \
         if sample.masks and not sample.is_good else np.zeros((sample.height, sample.width), np.uint8)
     regions = dict(zip(origins, tile_regions(mask, origins, size, options["min_area"], tiles["min_visible"])))
-    stem = os.path.splitext(output_name(sample.relpath))[0]
     listed = set(valid)
     checks += [ImageCheck(f"{subset}/{tile_name(stem, x, y)}", expected=len(t.kept), missing=len(t.kept),
                          problems=[f"{subset}/{tile_name(stem, x, y)}: tile with {len(t.kept)} instance(s) is not "
