@@ -5,6 +5,7 @@
 VENV ?= .venv
 INTEROP ?= .venv-interop
 LABEL_STUDIO ?= .venv-labelstudio
+ANOMALIB ?= .venv-anomalib
 JOBS ?= 2
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
@@ -15,7 +16,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo_config
 
-.PHONY: demo test test-fast interop install lint bench clean
+.PHONY: demo test test-fast interop anomalib install lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,7 +54,7 @@ demo: $(VENV)/.train
 	@echo "  all formats  $(DEMO)/all/{yolo,yolo-seg,coco} (verify.json inside)"
 	@echo "  preview      $(DEMO)/preview.png"
 
-test: $(VENV)/.dev $(INTEROP)/.done $(LABEL_STUDIO)/.done
+test: $(VENV)/.dev $(INTEROP)/.done $(LABEL_STUDIO)/.done $(ANOMALIB)/.done
 	$(PY) -m pytest -q -n $(JOBS) --ignore=tests/interop
 	$(INTEROP)/bin/python -m pytest -q tests/interop
 
@@ -75,6 +76,16 @@ $(LABEL_STUDIO)/.done:
 	python3 -m venv $(LABEL_STUDIO)
 	$(LABEL_STUDIO)/bin/python -m pip -q --disable-pip-version-check install "label-studio-sdk>=2.1,<2.2"
 	touch $@
+
+# anomalib in its own environment (it pins opencv-python-headless and lightning); torch first, as above.
+# `mvtec2coco anomalib` finds it here (or through MVTEC2COCO_ANOMALIB_PYTHON).
+$(ANOMALIB)/.done:
+	python3 -m venv $(ANOMALIB)
+	$(ANOMALIB)/bin/python -m pip -q --disable-pip-version-check install $(TORCH)
+	$(ANOMALIB)/bin/python -m pip -q --disable-pip-version-check install "anomalib>=2.7,<2.8"
+	touch $@
+
+anomalib: $(ANOMALIB)/.done
 
 interop: $(INTEROP)/.done $(LABEL_STUDIO)/.done
 	$(INTEROP)/bin/python -m pytest -q tests/interop

@@ -23,18 +23,19 @@ from typing import NamedTuple
 import numpy as np
 
 from . import __version__
-from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, supercategories
-from .datasets.imageio import MASK_NOTES, load_mask, opencv_single_threaded, read_header
+from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, supercategories, value_classes
+from .datasets.imageio import MASK_NOTES, opencv_single_threaded, read_header
 from .errors import OptionError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import IMAGE_MODES, NAME_LAYOUTS, image_relpath, label_relpath, output_name, place_image
 from .formats.yolo import polygon_texts
 from .geometry.masks import decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
+from .mask_layers import UNMAPPED, sample_layers
 from .records import Dataset, Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import default_workers, fork_map
 from .runtime.staging import staged_output
-from .split import MANIFEST, SUBSETS, Split, is_split_file, make_split, manifest_text
+from .split import MANIFEST, SPLIT_GROUPS, SUBSETS, Split, is_split_file, make_split, manifest_text
 from .tiling import TILES_MANIFEST, TileJob, TileOptions, run_tiled, tile_name, tile_options_dict, tiles_manifest
 
 COCO_MASKS = ("auto", "rle", "polygon")
@@ -50,6 +51,7 @@ class ConvertOptions:
 
     formats: tuple[str, ...] = ("yolo",)
     split: str = "0.7,0.15,0.15"
+    split_group: str = "none"  # sample: every image of one physical part in one subset (``split``)
     seed: int = 0
     classes: str = "type"
     images: str = "link"
@@ -58,6 +60,7 @@ class ConvertOptions:
     min_area: int = 0
     simplify: float = 0.0
     coco_masks: str = "auto"
+    merge_masks: bool = False  # several mask files of one image (LOCO) give merged regions, not one set each
     strict: bool = False  # every warning is an error
     workers: int | None = None
 
@@ -72,6 +75,8 @@ class ConvertOptions:
             raise OptionError(f"unknown format {bad}", hint=f"use {', '.join(FORMATS)} or all")
         if self.min_area < 0 or not (self.simplify >= 0 and math.isfinite(self.simplify)):
             raise OptionError("--min-area and --simplify must be finite numbers >= 0")
+        if self.split_group not in SPLIT_GROUPS:
+            raise OptionError(f"--split-group '{self.split_group}' is not one of {', '.join(SPLIT_GROUPS)}")
         if self.seed < 0:
             raise OptionError(f"--seed {self.seed} is negative", hint="use a seed >= 0")
         if self.workers is not None and self.workers < 1:
@@ -97,6 +102,8 @@ class Job(NamedTuple):
     image_rel: str  # images/<subset>/<name> (``placement.output_name``)
     label_rel: str  # labels/<subset>/<same, .txt>
     class_id: int | None  # None: a good image (its mask, if any, should be empty)
+    values: tuple[tuple[int, int], ...] | None = None  # mask value -> class id (``--classes value``)
+    per_file: bool = False  # each mask file gives its own instances (``mask_layers``)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ class SampleResult(NamedTuple):
     skipped_on_good: int
     polygon_ious: tuple[float, ...]
     notes: tuple[tuple[str, str], ...] = ()  # (finding, file): what a user must hear about
+    classes: tuple[int, ...] = ()  # class id of each written instance (``coco``, ``areas`` order)
+    skipped_unmapped: int = 0  # regions of a mask value the dataset's mapping does not name
+    yolo_repeated: tuple[int, int] = (0, 0)  # rows identical to another of the image's (yolo, yolo-seg)
 
 
 def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
@@ -131,22 +141,45 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     sizes = [(job.width, job.height) if job.width else _image_size(job.image) for job in jobs]
     masked = [k for k, job in enumerate(jobs) if job.masks]
     notes: dict[int, list[tuple[str, str]]] = {k: [] for k in masked}
-    decoded = (load_mask(jobs[k].masks, sizes[k][1], sizes[k][0], zero_one=False, notes=notes[k]) for k in masked)
-    found = dict(zip(masked, instances_of_masks(decoded, opts.simplify)))
+    layer_owner: list[int] = []
+    layer_class: list[int] = []
+
+    def layers():  # decoded one sample at a time; each layer's owner and class recorded as it comes
+        for k in masked:
+            job = jobs[k]
+            for layer in sample_layers(job.masks, sizes[k][1], sizes[k][0], job.class_id,
+                                       None if job.values is None else dict(job.values), job.per_file,
+                                       notes[k]):
+                layer_owner.append(k)
+                layer_class.append(layer.class_id)
+                yield layer.mask
+
+    found: dict[int, list] = {k: [] for k in masked}
+    classes_of: dict[int, list[int]] = {k: [] for k in masked}
+    for j, regions in enumerate(instances_of_masks(layers(), opts.simplify)):
+        found[layer_owner[j]].extend(regions)
+        classes_of[layer_owner[j]].extend([layer_class[j]] * len(regions))
     for k, regions in found.items():
         if not regions and jobs[k].class_id is not None:
             notes[k].append(("empty_defect_mask", jobs[k].masks[0]))
         elif regions and jobs[k].class_id is None:
             notes[k].append(("mask_on_good_image", jobs[k].masks[0]))
-    kept = {k: [i for i in regions if i.area >= opts.min_area] if jobs[k].class_id is not None else []
-            for k, regions in found.items()}
+    unmapped = {k: sum(c == UNMAPPED for c in classes_of[k]) if jobs[k].class_id is not None else 0 for k in found}
+    for k, n in unmapped.items():
+        if n:
+            notes[k].append(("mask_value_unmapped", jobs[k].masks[0]))
+    kept_pairs = {k: [(i, c) for i, c in zip(regions, classes_of[k]) if i.area >= opts.min_area and c != UNMAPPED]
+                  if jobs[k].class_id is not None else [] for k, regions in found.items()}
+    kept = {k: [i for i, _ in pairs] for k, pairs in kept_pairs.items()}
+    kept_classes = {k: [c for _, c in pairs] for k, pairs in kept_pairs.items()}
     owners = [k for k, regions in kept.items() for _ in regions]
     flat = [i for regions in kept.values() for i in regions]
+    flat_classes = [c for k in kept for c in kept_classes[k]]
     seg_lines: dict[int, list[str]] = {k: [] for k in kept}
     if "yolo-seg" in formats:
         texts = polygon_texts(yolo_polygons(flat), [sizes[k] for k in owners])
-        for k, text in zip(owners, texts):
-            seg_lines[k].append(f"{jobs[k].class_id} {text}")
+        for k, c, text in zip(owners, flat_classes, texts):
+            seg_lines[k].append(f"{c} {text}")
     tails: dict[int, list[str]] = {k: [] for k in kept}
     if "coco" in formats:
         for k, tail in zip(owners, coco.instance_tails(flat, opts.coco_masks)):
@@ -155,11 +188,16 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
     for k, job in enumerate(jobs):
         regions, mine = found.get(k, ()), kept.get(k, ())
         width, height = sizes[k]
-        box_lines = [yolo.box_line(job.class_id, i.bbox, width, height) for i in mine]
+        box_lines = [yolo.box_line(c, i.bbox, width, height) for i, c in zip(mine, kept_classes.get(k, ()))]
+        # Identical rows (one class, one box or outline: overlapping mask files) are written once,
+        # as ultralytics would drop them; the report counts them.
+        unique_boxes, unique_polygons = list(dict.fromkeys(box_lines)), list(dict.fromkeys(seg_lines.get(k, ())))
+        repeated = (len(box_lines) - len(unique_boxes) if "yolo" in formats else 0,
+                    len(seg_lines.get(k, ())) - len(unique_polygons))
         for fmt, root in context.roots:
             _place(job.image, f"{root}/{job.image_rel}", opts.images)
             if fmt != "coco":
-                _label(f"{root}/{job.label_rel}", box_lines if fmt == "yolo" else seg_lines.get(k, ()))
+                _label(f"{root}/{job.label_rel}", unique_boxes if fmt == "yolo" else unique_polygons)
         if not regions:
             results.append(SampleResult(width, height, (), (), (), 0, 0, (), tuple(notes.get(k, ()))))
             continue
@@ -171,7 +209,8 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
                     ious.append(iou(polygon_to_mask(inst.coco_polygons(), height, width), decode_rle(inst.rle)))
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
         results.append(SampleResult(width, height, tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
-                                    len(regions) - len(mine) - on_good, on_good, tuple(ious), tuple(notes[k])))
+                                    len(regions) - len(mine) - on_good - unmapped[k], on_good, tuple(ious),
+                                    tuple(notes[k]), tuple(kept_classes[k]), unmapped[k], repeated))
     return results
 
 
@@ -204,6 +243,8 @@ FINDINGS = {
     "empty_defect_mask": "defect image whose mask is empty: written as a background image (no labels)",
     "mask_on_good_image": "defect regions in the mask of a 'good' image: not written (`mvtec2coco validate` "
                           "lists them)",
+    "mask_value_unmapped": "mask value that the dataset's mapping file does not name: its regions are not written "
+                           "(`mvtec2coco validate` lists the values)",
 }
 
 
@@ -220,6 +261,12 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         tiles.check()
         if options.names != "flat":
             raise OptionError("--tile writes flat tile names", hint="drop --names mirror")
+        if options.classes == "value":
+            raise OptionError("--tile cuts merged masks: it cannot name regions by mask value",
+                              hint="use --classes type with --tile")
+        if not options.merge_masks and any(len(s.masks) > 1 for s in dataset.samples):
+            raise OptionError("--tile cuts merged masks, and this dataset has images with several mask files",
+                              hint="add --loco-merge to tile their union")
     split_file = Path(options.split) if is_split_file(options.split) else None
     inputs = [*dataset.sources, *([split_file] if split_file else [])]
     from .runtime.paths import check_output
@@ -235,10 +282,10 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     if not samples:
         raise OptionError("nothing to convert: no labeled images", dataset.root)
     samples.sort(key=lambda s: s.id)
-    split = make_split(samples, options.split, options.seed)
-    names = class_names(samples, options.classes)
+    split = make_split(samples, options.split, options.seed, options.split_group)
+    names = class_names(samples, options.classes, dataset.value_maps, dataset.value_map_problems)
     warnings = list(split.warnings)
-    shared = shared_type_warning(samples, options.classes)
+    shared = shared_type_warning(samples, options.classes, dataset.value_maps)
     if shared:
         warnings.append(shared)
     if any(f != "coco" for f in options.formats):
@@ -248,7 +295,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     with staged_output(out, overwrite, inputs, dataset.files()) as tmp:
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
         context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
-        jobs = _jobs(samples, split, names, options)
+        jobs = _jobs(samples, split, names, options, dataset)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
         # While the workers run, this process writes what needs no result.
         write_tree = partial(_write_tree, context, jobs, tmp, finals, samples, split, names)
@@ -266,7 +313,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
             if fmt == "coco":
-                _write_coco(root, samples, split, names, jobs, results, options)
+                _write_coco(root, samples, split, names, jobs, results, options, dataset)
             (root / "report.json").write_text(report_text)
         if multi:
             (tmp / "report.json").write_text(report_text)
@@ -431,17 +478,20 @@ def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, 
         (root / MANIFEST).write_text(manifest)
 
 
-def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions) -> list[Job]:
+def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions,
+          dataset: Dataset) -> list[Job]:
     """One job per sample, in the (sorted) order of ``samples``."""
     index = {n: i for i, n in enumerate(names)}
+    by_value = value_classes(dataset.value_maps, names) if options.classes == "value" else {}
     subsets = split.subsets
     jobs = []
     for s in samples:
         name = class_name(s, options.classes)
         subset, name_out = subsets[s.id], output_name(s.relpath, options.names)
+        class_id = None if name is None else (0 if by_value else index[name])
         jobs.append(Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
-                        image_relpath(subset, name_out), label_relpath(subset, name_out),
-                        None if name is None else index[name]))
+                        image_relpath(subset, name_out), label_relpath(subset, name_out), class_id,
+                        by_value.get(s.category) if by_value else None, not options.merge_masks))
     return jobs
 
 
@@ -458,13 +508,13 @@ def _subset_paths(split: Split) -> dict[str, str]:
 
 
 def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], jobs: list[Job],
-                results: list[SampleResult], options: ConvertOptions) -> None:
-    supers = supercategories(samples, options.classes)
+                results: list[SampleResult], options: ConvertOptions, dataset: Dataset) -> None:
+    supers = supercategories(samples, options.classes, dataset.value_maps)
     members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
     for s, job, result in zip(samples, jobs, results):
         members[split.subsets[s.id]].append(
             coco.CocoImage(job.image_rel.split("/", 2)[2], result.width, result.height, (job.class_id or 0) + 1,
-                           result.coco, s.relpath))
+                           result.coco, s.relpath, category_ids=tuple(c + 1 for c in result.classes)))
     for subset, images in members.items():
         if images:
             coco.write(coco.subset_path(root, subset), images, names, supers, subset)
@@ -476,21 +526,33 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
     images: dict[str, Counter] = defaultdict(Counter)
     written: dict[str, Counter] = defaultdict(Counter)
     small: Counter = Counter()
-    holes = hole_pixels = on_good = 0
+    holes = hole_pixels = on_good = unmapped = 0
+    repeated = [0, 0]
     for s, r in zip(samples, results):
         subset, name = split.subsets[s.id], class_name(s, options.classes)
-        images[subset][name or "good"] += 1
-        if r.areas:
-            written[subset][name] += len(r.areas)
+        if options.classes == "value":  # an image counts under every class it holds (a combined image: several)
+            for held in sorted({names[c] for c in r.classes}) or ["good"]:
+                images[subset][held] += 1
+        else:
+            images[subset][name or "good"] += 1
+        for c in r.classes:
+            written[subset][names[c]] += 1
         if r.skipped_small:
             small[name] += r.skipped_small
         on_good += r.skipped_on_good
+        unmapped += r.skipped_unmapped
+        repeated = [a + b for a, b in zip(repeated, r.yolo_repeated)]
         holes += sum(1 for p in r.hole_pixels if p > 0)
         hole_pixels += sum(r.hole_pixels)
     if small:
         skipped["instances_below_min_area"] = dict(sorted(small.items()))
     if on_good:
         skipped["instances_in_masks_of_good_images"] = on_good
+    if unmapped:
+        skipped["instances_of_unmapped_mask_values"] = unmapped
+    for fmt, n in zip(("yolo", "yolo-seg"), repeated):
+        if n and fmt in options.formats:
+            skipped[f"{fmt}_rows_identical_to_another"] = n
     total = sum(len(r.areas) for r in results)
     report = _report_body(dataset, out, options, samples, names, images, written, total, holes, skipped, warnings,
                           findings)

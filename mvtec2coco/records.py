@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -31,6 +31,8 @@ class Sample:
     width: int
     height: int
     channels: int
+    group: str = ""  # the physical part several images show (Real-IAD's camera views): kept together by
+    view: str = ""  # ``--split-group sample``; the view (camera, lighting) this image is of that part
 
     @property
     def has_size(self) -> bool:
@@ -60,6 +62,8 @@ class Dataset:
     layout: str
     samples: tuple[Sample, ...]
     sources: tuple[Path, ...] = ()  # the folders read (resolved): no output may touch them
+    value_maps: dict[str, dict[int, str]] = field(default_factory=dict)  # category -> mask value -> defect
+    value_map_problems: dict[str, str] = field(default_factory=dict)  # category -> why its mapping is unreadable
 
     def files(self) -> list[Path]:
         """Every image and mask file of the samples."""

@@ -62,38 +62,67 @@ def is_split_file(spec: str) -> bool:
     return spec != "official" and (spec.endswith(".csv") or Path(spec).is_file())
 
 
-def make_split(samples: list[Sample], spec: str, seed: int = 0) -> Split:
-    """Dispatch on ``spec``: ``official``, a path to a split CSV, or ratios."""
-    if spec == "official":
-        return official_split(samples)
-    if is_split_file(spec):
-        return split_from_file(samples, Path(spec))
-    return stratified_split(samples, parse_ratios(spec), seed)
+SPLIT_GROUPS = ("none", "sample")
 
 
-def stratified_split(samples: list[Sample], ratios: tuple[float, float, float], seed: int) -> Split:
-    """Split every (category, label) group by ``ratios``, shuffled with ``seed``.
+def make_split(samples: list[Sample], spec: str, seed: int = 0, group: str = "none") -> Split:
+    """Dispatch on ``spec``: ``official``, a path to a split CSV, or ratios (``group``: see
+    ``stratified_split``)."""
+    if group not in SPLIT_GROUPS:
+        raise OptionError(f"--split-group '{group}' is not one of {', '.join(SPLIT_GROUPS)}")
+    grouped = any(s.group for s in samples)
+    if spec == "official" or is_split_file(spec):
+        split = official_split(samples) if spec == "official" else split_from_file(samples, Path(spec))
+        if group == "sample":
+            split.warnings.append("--split-group sample applies to ratio splits: the given split is used as it is")
+    else:
+        split = stratified_split(samples, parse_ratios(spec), seed, group == "sample")
+        if group == "sample" and not grouped:
+            split.warnings.append("--split-group sample: this layout records no physical parts; each image is its own")
+    if group == "none" and grouped:
+        subsets: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for s in samples:
+            if s.group and s.id in split.subsets:
+                subsets[(s.category, s.group)].add(split.subsets[s.id])
+        spread = sum(len(v) > 1 for v in subsets.values())
+        if spread:
+            split.warnings.append(f"{spread} of {len(subsets)} physical parts have images (views) in several subsets: "
+                                  "near-copies of a test image are trained on; --split-group sample keeps them together")
+    return split
 
-    Each subset with a non-zero ratio gets at least one image of every group when the group is
-    large enough; otherwise a warning names the group. Remaining images go by largest remainder.
+
+def stratified_split(samples: list[Sample], ratios: tuple[float, float, float], seed: int,
+                     by_group: bool = False) -> Split:
+    """Split every (category, label) stratum by ``ratios``, shuffled with ``seed``.
+
+    Each subset with a non-zero ratio gets at least one unit of every stratum when the stratum is
+    large enough; otherwise a warning names it. Remaining units go by largest remainder. A unit
+    is one image, or with ``by_group`` every image of one physical part (``Sample.group``: all
+    camera views of a Real-IAD sample land in one subset, in the stratum of the part's defect).
     """
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    units: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
-        groups[(s.category, s.label or "unlabeled")].append(s.id)
+        units[f"{s.category}\0{s.group}" if by_group and s.group else s.id].append(s)
+    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key, members in units.items():
+        labels = sorted({m.label or "unlabeled" for m in members} - {"good"}) or ["good"]
+        strata[(members[0].category, labels[0])].append(key)
     split = Split({})
     wanted = [i for i, r in enumerate(ratios) if r > 0]
-    for key in sorted(groups):
-        ids = sorted(groups[key])
+    what = "part(s)" if by_group else "image(s)"
+    for key in sorted(strata):
+        ids = sorted(strata[key])
         rng = np.random.default_rng([seed, stable_int("/".join(key))])
         order = [ids[i] for i in rng.permutation(len(ids))]
         counts = _allocate(len(ids), ratios)
         if len(ids) < len(wanted):
             missing = [SUBSETS[i] for i in wanted if counts[i] == 0]
-            split.warnings.append(f"class '{key[0]}/{key[1]}' has {len(ids)} image(s): none in {', '.join(missing)}")
+            split.warnings.append(f"class '{key[0]}/{key[1]}' has {len(ids)} {what}: none in {', '.join(missing)}")
         start = 0
         for subset, n in zip(SUBSETS, counts):
-            for sample_id in order[start : start + n]:
-                split.subsets[sample_id] = subset
+            for unit in order[start : start + n]:
+                for member in units[unit]:
+                    split.subsets[member.id] = subset
             start += n
     return split
 
@@ -182,8 +211,10 @@ def manifest_text(samples: list[Sample], split: Split, names: str = "flat") -> s
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
+    parts = any(s.group or s.view for s in samples)  # the physical part and view, where a layout has them
+    writer.writerow(MANIFEST_COLUMNS + (("group", "view") if parts else ()))
     for s in sorted(samples, key=lambda s: s.id):
         if s.id in split.subsets:
-            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label, output_name(s.relpath, names)])
+            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label, output_name(s.relpath, names),
+                             *((s.group, s.view) if parts else ())])
     return buffer.getvalue()

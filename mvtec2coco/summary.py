@@ -10,9 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .datasets.imageio import load_mask
+from .datasets.imageio import load_mask, opencv_single_threaded
+from .errors import DatasetError
+from .geometry.regions import region_stats
+from .mask_layers import sample_layers
 from .records import GOOD, Dataset, Sample
-from .runtime.parallel import pmap
+from .runtime.parallel import fork_map
 
 SMALL_PX = 4  # a region whose box's shorter side is below this at training size is nearly lost
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
@@ -28,6 +31,7 @@ class MaskStats:
     regions: int
     areas: tuple[int, ...] = ()
     sides: tuple[int, ...] = ()
+    values: tuple[tuple[int, int], ...] = ()  # (mask value, its regions), with a value mapping only
 
 
 @dataclass
@@ -73,6 +77,7 @@ class CategorySummary:
     dimensions: list[dict[str, int]]  # {"width", "height", "channels", "count"}
     rows: list[ClassRow] = field(default_factory=list)
     sizes: list[SizeRow] = field(default_factory=list)
+    value_classes: list[dict] = field(default_factory=list)  # {"value", "name", "regions", "images"}: mapping file
 
     def block(self) -> str:
         """The plain-text block printed first for each category."""
@@ -89,6 +94,10 @@ class CategorySummary:
         else:
             lines.append("Image dimensions (varying):")
             lines += [f"- {d['width']} x {d['height']} x {d['channels']}: {d['count']} images" for d in self.dimensions]
+        if self.value_classes:
+            lines.append("Defect classes by mask value (the dataset's mapping file; --classes value):")
+            lines += [f"- {v['value']}: {v['name'] or '(no entry in the mapping)'}: {v['regions']} regions in "
+                      f"{v['images']} images" for v in self.value_classes]
         return "\n".join(lines)
 
 
@@ -114,23 +123,39 @@ def _split_title(split: str, train_only_good: bool) -> str:
     return f"{split} images"
 
 
-def mask_stats(sample: Sample) -> MaskStats:
-    """Decode the sample's masks (if any) and measure them."""
+def mask_stats(sample: Sample, by_value: bool = False) -> MaskStats:
+    """Decode the sample's masks (if any) and measure them; ``by_value`` also counts the regions
+    of each mask value (``mask_layers``, one layer per file as ``convert`` reads them)."""
     if not sample.masks:
         return MaskStats(0.0, 0)
     mask = load_mask(sample.masks, sample.height, sample.width)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    regions = stats[1:]
+    regions = region_stats(mask)
+    count = len(regions) + 1
+    values: Counter = Counter()
+    if by_value and not sample.is_good:
+        try:
+            layers = sample_layers(sample.masks, sample.height, sample.width, 0, {}, per_file=True)
+        except DatasetError:  # a mask that holds no exact values (a JPEG): counted without them (validate says why)
+            layers = []
+        for layer in layers:
+            values[layer.value] += cv2.connectedComponents(layer.mask, connectivity=8)[0] - 1
     return MaskStats(float(np.count_nonzero(mask)) / mask.size, count - 1,
                      tuple(regions[:, cv2.CC_STAT_AREA].tolist()),
-                     tuple(np.minimum(regions[:, cv2.CC_STAT_WIDTH], regions[:, cv2.CC_STAT_HEIGHT]).tolist()))
+                     tuple(np.minimum(regions[:, cv2.CC_STAT_WIDTH], regions[:, cv2.CC_STAT_HEIGHT]).tolist()),
+                     tuple(sorted(values.items())))
+
+
+def _mask_stats(args: tuple[Sample, bool]) -> MaskStats:
+    return mask_stats(*args)
 
 
 def summarize(dataset: Dataset, workers: int | None = None, progress: bool = False,
               imgsz: int = 640) -> list[CategorySummary]:
     """Compute every category's summary; masks are decoded once each, in parallel."""
     samples = list(dataset.samples)
-    stats = list(pmap(mask_stats, samples, workers, "Reading masks" if progress else None))
+    jobs = [(s, s.category in dataset.value_maps) for s in samples]
+    with opencv_single_threaded():
+        stats = fork_map(_mask_stats, jobs, workers, "Reading masks" if progress else None)
     by_sample = dict(zip((s.id for s in samples), stats))
     return [_category(dataset, name, by_sample, imgsz) for name in dataset.categories]
 
@@ -182,6 +207,16 @@ def _category(dataset: Dataset, name: str, stats: dict[str, MaskStats], imgsz: i
                                      float(cov.mean()), float(cov.min()), float(cov.max()),
                                      float(reg.mean()), int(reg.min()), int(reg.max())))
     summary.sizes = _sizes(samples, stats, imgsz)
+    if name in dataset.value_maps:
+        names = dataset.value_maps[name]
+        regions: Counter = Counter()
+        images: Counter = Counter()
+        for s in samples:
+            for value, n in stats[s.id].values:
+                regions[value] += n
+                images[value] += 1
+        summary.value_classes = [{"value": v, "name": names.get(v), "regions": regions[v], "images": images[v]}
+                                 for v in sorted(set(names) | set(regions))]
     return summary
 
 

@@ -17,20 +17,22 @@ import filecmp
 import json
 import os
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .classes import class_name, class_names
+from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
 from .datasets.imageio import JPEG_EOI, load_mask, opencv_single_threaded
-from .errors import OptionError, VerificationError
+from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
-from .geometry.masks import Instance, instances, iou
+from .geometry.masks import Instance, instances_of_masks, iou
 from .geometry.tiles import cut, first_pixels, tile_grid
+from .mask_layers import UNMAPPED, sample_layers
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
@@ -119,9 +121,14 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
         raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
     quiet_offline_ultralytics()
+    import ultralytics.data.utils  # noqa: F401 - once here, not once in every forked worker
+
+    _COCO_FILES.clear()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
     listed: dict[tuple, dict[str, Sample]] = {}  # an --format all output lists one dataset once, not per format
+    value_maps: dict[tuple, dict] = {}
+    prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]] = []  # fmt, folder, problems, checks, jobs
     for fmt, folder in find_outputs(out).items():
         report = _read_report(folder)
         root = Path(dataset) if dataset else Path(report["dataset"]["root"])
@@ -129,7 +136,9 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             raise VerificationError("source dataset not found", root, "pass --dataset with its new location")
         key = (root, report["dataset"]["layout"], tuple(report["dataset"]["categories"]))
         if key not in listed:
-            listed[key] = {s.id: s for s in load_dataset(root, key[1], list(key[2])).samples}
+            dataset_read = load_dataset(root, key[1], list(key[2]))
+            listed[key] = {s.id: s for s in dataset_read.samples}
+            value_maps[key] = (dataset_read.value_maps, dataset_read.value_map_problems)
         samples = listed[key]
         rows = _read_manifest(folder)
         missing_sources = [r["sample_id"] for r in rows if r["sample_id"] not in samples]
@@ -137,23 +146,33 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             raise VerificationError(f"{len(missing_sources)} sample(s) of split.csv are not in the dataset, "
                                     f"e.g. {missing_sources[0]}", root, "pass --dataset with the source dataset")
         options = report["options"]
-        expected = class_names([samples[r["sample_id"]] for r in rows], options["classes"])
+        try:
+            expected = class_names([samples[r["sample_id"]] for r in rows], options["classes"], value_maps[key][0],
+                                   value_maps[key][1])
+        except (OptionError, DatasetError) as exc:
+            raise VerificationError(f"the output's classes cannot be rebuilt: {exc.message}", root,
+                                    "restore the dataset's mapping file") from exc
+        values = {c: dict(pairs) for c, pairs in value_classes(value_maps[key][0], expected).items()} \
+            if options["classes"] == "value" else {}
         problems: list[str] = []
         duplicates = [k for k, n in Counter(r["sample_id"] for r in rows).items() if n > 1]
         problems += [f"split.csv: sample {k} is listed more than once" for k in duplicates]
         if fmt == "coco":
-            _COCO_FILES.clear()
             names = _load_coco_files(folder, {r["subset"] for r in rows}, expected, problems)
         else:
             names = _yolo_names(folder, expected, problems)
-        with opencv_single_threaded():
-            if "tiling" in report:
+        if "tiling" in report:
+            with opencv_single_threaded():
                 checks = _verify_tiles(fmt, folder, samples, rows, options, names, report["tiling"], workers, progress,
                                        problems)
-            else:
-                jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names) for r in rows]
-                checks = fork_map(_check_one, jobs, workers, f"Verifying {fmt}" if progress else None,
-                                  initializer=keep_freed_memory)
+            prepared.append((fmt, folder, problems, checks, []))
+        else:
+            jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names,
+                     values.get(samples[r["sample_id"]].category) if options["classes"] == "value" else None)
+                    for r in rows]
+            prepared.append((fmt, folder, problems, [], jobs))
+    _check_untiled(prepared, workers, progress)
+    for fmt, folder, problems, checks, _ in prepared:
         summary = _summarize(checks, min_iou, problems)
         summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
         if fmt != "coco":
@@ -267,23 +286,38 @@ def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[
     return names
 
 
-def _source_instances(sample: Sample, options: dict) -> tuple[list[Instance], np.ndarray | None]:
-    """The regions the conversion had to write, and the merged mask they come from."""
+def _source_instances(sample: Sample, options: dict, names: list[str],
+                      values: dict[int, int] | None) -> tuple[list[Instance], list[np.ndarray], list[str]]:
+    """The regions the conversion had to write, the mask layer each comes from and its class
+    (``mask_layers``: merged files or one layer per file, split by value with ``--classes value``)."""
     if not sample.masks or sample.is_good:
-        return [], None
-    mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False)
-    return [i for i in instances(mask) if i.area >= options["min_area"]], mask
+        return [], [], []
+    per_file = not options.get("merge_masks", True)  # outputs without the option merged every file
+    layers = sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file)
+    label = class_name(sample, options["classes"])
+    found, masks, labels = [], [], []
+    for layer, regions in zip(layers, instances_of_masks(layer.mask for layer in layers)):
+        if layer.class_id == UNMAPPED:
+            continue
+        for region in regions:
+            if region.area >= options["min_area"]:
+                found.append(region)
+                masks.append(layer.mask)
+                labels.append(names[layer.class_id] if values is not None else label)
+    return found, masks, labels
 
 
-def source_crops(found: list[Instance], mask: np.ndarray | None) -> list[np.ndarray]:
-    """Each region as a bool array over its box, cut from the mask itself.
+def source_crops(found: list[Instance], masks: list[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
+    """Each region as a bool array over its box, cut from the mask (or per region, its layer's
+    mask) itself.
 
     Within its box a region is one 8-connected component (labelled there by OpenCV, not by the
     converter's own tracing); the component is picked by the region's first pixel in raster
     order, whose top-left corner is the smallest (y, x) corner of the exact outline.
     """
     crops = []
-    for inst, (row, col) in zip(found, first_pixels([i.outer for i in found]).tolist()):
+    layers = masks if isinstance(masks, list) else [masks] * len(found)
+    for inst, mask, (row, col) in zip(found, layers, first_pixels([i.outer for i in found]).tolist()):
         x, y, w, h = inst.bbox
         crop = np.ascontiguousarray(mask[y : y + h, x : x + w] > 0, dtype=np.uint8)
         _, labels = cv2.connectedComponents(crop, connectivity=8)
@@ -338,23 +372,58 @@ class Expected:
     name: str  # inside images/<subset>/
     size: tuple[int, int]  # width, height
     source: list[Instance]
-    mask: np.ndarray | None  # what ``source`` was cut from (``source_crops``)
-    label: str | None
+    mask: np.ndarray | list[np.ndarray] | None  # what ``source`` was cut from (``source_crops``)
+    label: str | None  # the class of every region ...
     image_problem: str | None
     data_broken: bool
     coco_fields: dict = field(default_factory=dict)  # what the COCO image record must hold besides its size
     truncated: list[bool] | None = None  # per source region of a tile: the tile's border cuts it
+    labels: list[str] | None = None  # ... unless each region has its own (``--classes value``)
 
 
-def _check_one(args) -> ImageCheck:
-    fmt, folder, sample, subset, options, names = args
+def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]], workers: int | None,
+                   progress: bool) -> None:
+    """Every untiled format's checks in one pass over the samples: each source mask is decoded and
+    its regions found once for all formats, each output image's data checked once per file (the
+    formats of an ``--format all`` output link one file). Appends each format's checks in its order."""
+    groups: dict[str, list[tuple[int, tuple]]] = {}
+    for k, (_, _, _, _, jobs) in enumerate(prepared):
+        for job in jobs:
+            groups.setdefault(job[2].id, []).append((k, job))
+    if not groups:
+        return
+    formats = "+".join(p[0] for p in prepared if p[4])
+    with opencv_single_threaded(), _image_checked_once():
+        done = fork_map(_check_formats, list(groups.values()), workers, f"Verifying {formats}" if progress else None,
+                        initializer=keep_freed_memory)
+    for members, checks in zip(groups.values(), done):
+        for (k, _), check in zip(members, checks):
+            prepared[k][3].append(check)
+
+
+def _check_formats(members: list[tuple[int, tuple]]) -> list[ImageCheck]:
+    """One sample in every format that lists it; its source regions found once per way of reading them."""
+    found: dict[tuple, tuple] = {}
+    checks = []
+    for _, args in members:
+        _, _, sample, _, options, names, values = args
+        key = (options["classes"], options["min_area"], options.get("merge_masks", True), tuple(names),
+               tuple(sorted(values.items())) if values else None)
+        if key not in found:
+            found[key] = _source_instances(sample, options, names, values)
+        checks.append(_check_one(args, found[key]))
+    return checks
+
+
+def _check_one(args, source_regions: tuple | None = None) -> ImageCheck:
+    fmt, folder, sample, subset, options, names, values = args
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-    source, mask = _source_instances(sample, options)
+    source, masks, labels = source_regions or _source_instances(sample, options, names, values)
     problem, data_broken = _image_problem(Path(folder) / "images" / subset / name, sample.image,
                                           options.get("images", "link"))
     fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
-    expected = Expected(name, (sample.width, sample.height), source, mask, class_name(sample, options["classes"]),
-                        problem, data_broken, fields)
+    expected = Expected(name, (sample.width, sample.height), source, masks, class_name(sample, options["classes"]),
+                        problem, data_broken, fields, labels=labels)
     return _check_image(fmt, Path(folder), subset, expected, names)
 
 
@@ -452,13 +521,24 @@ def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names:
         check.problems.append(f"{check.image}: cannot be read back: {exc}")
         check.missing = len(source)
         return check
+    wanted = expected.labels if expected.labels is not None else [expected_class] * len(source)
+    if fmt != "coco" and len(source) > 1:  # a YOLO file holds one row per distinct (class, box or outline)
+        keys = [(w, i.bbox) if fmt == "yolo" else (w, i.rle["counts"]) for w, i in zip(wanted, source)]
+        seen: dict = {}
+        keep = [k for k, key in enumerate(keys) if seen.setdefault(key, k) == k]
+        if len(keep) < len(source):
+            source, wanted = [source[k] for k in keep], [wanted[k] for k in keep]
+            mask = [mask[k] for k in keep] if isinstance(mask, list) else mask
+            check.expected = len(source)
     check.found = len(classes)
-    check.class_mismatch = sum(c != expected_class for c in classes)
     if boxes is not None:
-        pairs = _match(_box_iou_matrix([i.bbox for i in source], boxes))
+        matrix = _box_iou_matrix([i.bbox for i in source], boxes)
     else:
         matrix, check.image_iou = mask_ious(source, source_crops(source, mask), masks)
-        pairs = _match(matrix)
+    same = np.array([[w == c for c in classes] for w in wanted], bool).reshape(matrix.shape)
+    pairs = [(r, c, float(matrix[r, c])) for r, c, _ in _match(matrix + same * (matrix > 0))]  # same class first
+    check.class_mismatch = sum(wanted[r] != classes[c] for r, c, _ in pairs) + \
+        sum(classes[c] not in wanted for c in set(range(len(classes))) - {c for _, c, _ in pairs})
     check.ious = [v for _, _, v in pairs]
     check.missing = len(source) - len(pairs)
     check.extra = len(classes) - len(pairs)
@@ -509,10 +589,19 @@ def _image_problem(output: Path, source: Path, mode: str) -> tuple[str | None, b
 
 
 def _image_data_problem(path: Path) -> str | None:
-    """PIL's own check (PNG: every chunk's CRC) and, for JPEG, its end marker, which ultralytics
-    would otherwise "restore" by rewriting the file."""
+    """Whether the image file is intact: a PNG by every chunk's CRC and its ``IEND`` (``png_problem``,
+    what PIL's ``verify`` checks, at C speed); anything else by PIL's own check and, for JPEG,
+    its end marker, which ultralytics would otherwise "restore" by rewriting the file."""
     from PIL import Image
 
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == PNG_SIGNATURE:
+        problem, size, exif = png_facts(path)
+        if problem is None and not exif:
+            st = os.stat(path)
+            _PNG_CHECKED[(st.st_dev, st.st_ino)] = size
+        return problem
     try:
         with Image.open(path) as im:
             fmt = im.format
@@ -525,6 +614,87 @@ def _image_data_problem(path: Path) -> str | None:
             if fh.read() != JPEG_EOI:
                 return "JPEG does not end with its end marker (truncated or padded)"
     return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_problem(path: Path) -> str | None:
+    """A PNG's chunk structure: each chunk's length within the file and its CRC-32 right, an
+    ``IHDR`` first and an ``IEND`` last with nothing after it. The file is read once; zlib
+    computes the CRCs (PIL's ``verify`` reads chunk by chunk in Python: several times slower)."""
+    return png_facts(path)[0]
+
+
+def png_facts(path: Path) -> tuple[str | None, tuple[int, int], bool]:
+    """(``png_problem``, (width, height) from ``IHDR``, whether an ``eXIf`` chunk is present).
+    The file is memory-mapped: the CRCs are computed straight from the page cache, no copy."""
+    import mmap
+
+    with open(path, "rb") as fh:
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            return "image data is corrupt (empty file)", (0, 0), False
+    with data, memoryview(data) as view:
+        return _walk_png(view)
+
+
+def _walk_png(data: memoryview) -> tuple[str | None, tuple[int, int], bool]:
+    import struct
+    import zlib
+
+    if bytes(data[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
+        return "image data is corrupt (not a PNG signature)", (0, 0), False
+    at, first, size, exif = len(PNG_SIGNATURE), True, (0, 0), False
+    while True:
+        if at + 12 > len(data):
+            return "image data is corrupt (PNG ends inside a chunk: truncated)", size, exif
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if end > len(data):
+            return f"image data is corrupt (PNG chunk {kind!r} runs past the end: truncated)", size, exif
+        if first:
+            if kind != b"IHDR" or length < 8:
+                return "image data is corrupt (PNG does not start with IHDR)", size, exif
+            size = struct.unpack_from(">II", data, at + 8)
+        exif = exif or kind == b"eXIf"
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(data[at + 4 : end - 4]) != crc:
+            return f"image data is corrupt (PNG chunk {kind.decode('latin-1')!r} fails its CRC)", size, exif
+        first, at = False, end
+        if kind == b"IEND":
+            return (None if at == len(data) else "image data is corrupt (bytes after the PNG's IEND)"), size, exif
+
+
+_PNG_CHECKED: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (width, height) of an intact PNG
+
+
+@contextmanager
+def _image_checked_once():
+    """ultralytics' ``check_image`` (called by its ``verify_image_label`` for every label file)
+    repeats PIL's verify, which ``png_facts`` has just done for this file, at several times the
+    cost and once per YOLO format. While this block runs, a PNG that ``png_facts`` found intact
+    (and without EXIF, whose orientation ultralytics would apply) gets ultralytics' own size and
+    format checks on its header instead; every other file gets ultralytics' full check."""
+    import ultralytics.data.utils as consumer
+
+    original = consumer.check_image
+
+    def check_image(im_file: str) -> tuple[str, tuple[int, int]]:
+        st = os.stat(im_file)
+        size = _PNG_CHECKED.get((st.st_dev, st.st_ino))
+        if size is None:
+            return original(im_file)
+        width, height = size
+        assert width > 9 and height > 9, f"image size {(height, width)} <10 pixels"  # as ultralytics asserts
+        return "", (height, width)
+
+    consumer.check_image = check_image
+    try:
+        yield
+    finally:
+        consumer.check_image = original
 
 
 def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str) -> tuple[list[dict], list[np.ndarray], dict]:
@@ -637,13 +807,22 @@ def _unpaired(folder: Path) -> list[str]:
     """Images without a label file and label files without an image, as ultralytics pairs them."""
     from ultralytics.data.utils import img2label_paths
 
-    images = sorted(p for p in (folder / "images").rglob("*") if p.is_file())
-    expected = [Path(p) for p in img2label_paths([str(p) for p in images])]
+    images = _files(folder / "images")
+    expected = img2label_paths(images)
     labels = set(expected)
-    present = set((folder / "labels").rglob("*.txt"))
+    present = {p for p in _files(folder / "labels") if p.endswith(".txt")}
     lonely = [f"no label for {p}" for p, lb in zip(images, expected) if lb not in present]
     lonely += [f"no image for {p}" for p in sorted(present - labels)]
     return lonely[:MAX_LISTED]
+
+
+def _files(root: Path) -> list[str]:
+    """Every file below ``root`` as a path string, sorted (os.walk: pathlib's rglob costs several
+    times more over an output's tens of thousands of files)."""
+    found = []
+    for folder, _dirs, names in os.walk(root):
+        found += [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+    return sorted(found)
 
 
 def _coco_unlisted(folder: Path) -> list[str]:
@@ -652,7 +831,8 @@ def _coco_unlisted(folder: Path) -> list[str]:
         subset = Path(path).stem[len("instances_"):]
         listed |= {f"{subset}/{name}" for name in by_name}
     loaded = {Path(p).stem[len("instances_"):] for p in _COCO_FILES}
-    on_disk = {p.relative_to(folder / "images").as_posix() for p in (folder / "images").rglob("*") if p.is_file()}
+    base = str(folder / "images") + os.sep
+    on_disk = {p[len(base):].replace(os.sep, "/") for p in _files(folder / "images")}
     on_disk = {p for p in on_disk if p.split("/", 1)[0] in loaded}  # an unreadable file is reported already
     return [f"image not listed in any COCO file: {p}" for p in sorted(on_disk - listed)][:MAX_LISTED]
 

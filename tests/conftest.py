@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["MVTEC2COCO_OFFLINE"] = "1"  # tests never download weights; the fetch tests serve them on loopback
+os.environ.setdefault("MVTEC2COCO_CACHE", tempfile.mkdtemp(prefix="m2c_cache_"))
 
 GUARD = Path(__file__).resolve().parent / "offline_guard"
 SOCKET_LOG = ROOT / ".pytest_socket_attempts.log"

@@ -424,3 +424,34 @@ def test_a_moved_output_still_loads_and_verifies(tiny_mvtec, tmp_path):
 
     data = check_det_dataset(str(moved / "yolo" / "data.yaml"), autodownload=False)
     assert Path(data["train"]).resolve() == (moved / "yolo" / "images" / "train").resolve()
+
+
+def test_png_check_agrees_with_pil_on_every_kind_of_damage(tiny_mvtec, tmp_path):
+    """The chunk walk that verify uses for PNGs calls a file broken exactly when PIL's own verify
+    does (byte flips anywhere after the signature), and also when it is cut short."""
+    import random
+
+    from PIL import Image
+
+    from mvtec2coco.verify import png_problem
+
+    source = next((tiny_mvtec / "bottle" / "test" / "broken_large").glob("*.png"))
+    data = source.read_bytes()
+    assert png_problem(source) is None
+    rng = random.Random(0)
+    path = tmp_path / "x.png"
+    for _ in range(60):
+        damaged = bytearray(data)
+        at = rng.randrange(8, len(data))
+        damaged[at] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(damaged))
+        try:
+            with Image.open(path) as im:
+                im.verify()
+            pil_ok = True
+        except Exception:  # noqa: BLE001
+            pil_ok = False
+        assert (png_problem(path) is None) == pil_ok, at
+    for cut in (len(data) - 1, len(data) - 12, len(data) // 2, 20):
+        path.write_bytes(data[:cut])
+        assert png_problem(path) is not None

@@ -69,3 +69,26 @@ def test_preview_draws_labels(tiny_mvtec, tmp_path):
     assert image.std() > 10 and plain is not None
     run_cli("preview", out / "yolo", "--n", "2", check=True)
     assert (out / "yolo" / "preview.png").is_file()
+
+
+def test_mask_values_fast_path_equals_numpy_unique():
+    """validate's distinct values (a shortcut for 0 plus one value, else a histogram) are np.unique's."""
+    import numpy as np
+
+    from mvtec2coco.validate import _values
+
+    rng = np.random.default_rng(1)
+    for k in range(400):
+        mask = np.zeros((20, 30), np.uint8)
+        kind = k % 5
+        if kind == 1:
+            mask[rng.random((20, 30)) > 0.5] = 255
+        elif kind == 2:
+            mask[:] = rng.integers(0, 4, (20, 30))
+        elif kind == 3:
+            mask[:] = 7
+        elif kind == 4:
+            mask[rng.random((20, 30)) > 0.9] = rng.integers(1, 256)
+        assert np.array_equal(_values(mask), np.unique(mask))
+        wide = mask.astype(np.uint16) * 257
+        assert np.array_equal(_values(wide), np.unique(wide))

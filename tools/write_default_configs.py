@@ -15,15 +15,17 @@ from pathlib import Path
 
 import yaml
 
+from mvtec2coco.models.autoencoder.config import AutoencoderRunConfig
 from mvtec2coco.models.classifier.config import ExperimentConfig
 from mvtec2coco.models.patchcore.config import PatchCoreRunConfig
 from mvtec2coco.models.sam.config import SamConfig
 from mvtec2coco.models.yolo_world.train import DetectorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = {"classifier": ExperimentConfig, "patchcore": PatchCoreRunConfig, "sam": SamConfig,
-            "yolo_world": DetectorConfig}
-COMMANDS = {"classifier": "classifier", "patchcore": "patchcore", "sam": "sam", "yolo_world": "yolo-world"}
+FAMILIES = {"classifier": ExperimentConfig, "patchcore": PatchCoreRunConfig, "autoencoder": AutoencoderRunConfig,
+            "sam": SamConfig, "yolo_world": DetectorConfig}
+COMMANDS = {"classifier": "classifier", "patchcore": "patchcore", "autoencoder": "autoencoder", "sam": "sam",
+            "yolo_world": "yolo-world"}
 
 
 def _comments(cls: type) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 ``mvtec2coco synth|summary|convert|verify|validate|preview`` work on datasets and conversions;
 ``mvtec2coco <family> train|eval|predict`` on models, for the families ``classifier``,
-``patchcore``, ``yolo-world`` and ``sam``.
+``patchcore``, ``autoencoder``, ``yolo-world`` and ``sam``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from pathlib import Path
 import typer
 
 from ..errors import Mvtec2CocoError
-from . import classifier, dataset, patchcore, sam, yolo_world  # noqa: F401 - dataset registers its commands
+from . import anomalib, autoencoder, classifier, dataset, patchcore, sam, weights, yolo_world  # noqa: F401 - dataset registers its commands
 from .base import STATE, app, err_console
 
 app.add_typer(classifier.app, name="classifier")
 app.add_typer(patchcore.app, name="patchcore")
+app.add_typer(autoencoder.app, name="autoencoder")
+app.add_typer(anomalib.app, name="anomalib")
 app.add_typer(yolo_world.app, name="yolo-world")
 app.add_typer(sam.app, name="sam")
+app.add_typer(weights.app, name="weights")
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ err_console = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
 
 LayoutOpt = Annotated[str | None, typer.Option("--layout", help="Dataset layout; detected when omitted: "
-                                                  "mvtec, mvtec2, loco, mvtec3d, visa, folder.")]
+                                                  "mvtec, mvtec2, loco, mvtec3d, visa, realiad, btad, kolektor, "
+                                                  "ksdd2, dagm, mpdd, eyecandies, folder.")]
 CategoryOpt = Annotated[list[str] | None, typer.Option("--category", "-c", help="Only this category (repeatable).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes (default: all cores).")]
 
@@ -57,9 +58,15 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never download weights (as MVTEC2COCO_OFFLINE=1): a "
+                                          "missing file stops with where to get it.")] = False,
 ) -> None:
     """mvtec2coco: know the dataset, convert it, verify the result, train and compare models on it."""
+    import os
+
     STATE["debug"] = debug
+    if offline:
+        os.environ["MVTEC2COCO_OFFLINE"] = "1"
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

@@ -18,9 +18,11 @@ from .base import CategoryOpt, LayoutOpt, WorkersOpt, app, err_console, out_cons
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create.")],
-    preset: Annotated[str, typer.Option(help="tiny (tests), bottle (MVTec AD bottle counts, 900x900), "
+    preset: Annotated[str, typer.Option(help="tiny (tests), bottle (MVTec AD bottle counts, 900x900), cookie "
+                                        "(MVTec 3D-AD cookie's types and class_ids.json, with --layout mvtec3d), "
                                         "mvtec-full (all 15 categories, 5,354 images).")] = "tiny",
-    layout: Annotated[str, typer.Option(help="mvtec, mvtec2, loco, mvtec3d, visa or folder.")] = "mvtec",
+    layout: Annotated[str, typer.Option(help="mvtec, mvtec2, loco, mvtec3d, visa, realiad, btad, kolektor, ksdd2, "
+                                        "dagm, mpdd, eyecandies or folder.")] = "mvtec",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     workers: WorkersOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty OUT.")] = False,
@@ -112,9 +114,14 @@ def convert(
                                               "official. Default 0.7,0.15,0.15.")] = None,
     split_file: Annotated[Path | None, typer.Option(help="Reuse the split.csv of an earlier conversion "
                                                     "(instead of --split).")] = None,
+    split_group: Annotated[str, typer.Option(help="none, or sample: every image of one physical part (Real-IAD's "
+                                             "camera views, KolektorSDD's commutator) in one subset.")] = "none",
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     classes: Annotated[str, typer.Option(help="type (one class per defect type), single (one class 'defect'), "
-                                         "category-type ('bottle/broken_large').")] = "type",
+                                         "category-type ('bottle/broken_large'), or value (each region named by "
+                                         "its mask value through the dataset's mapping file).")] = "type",
+    loco_merge: Annotated[bool, typer.Option(help="Merge the mask files of one image (MVTec LOCO) before finding "
+                                             "regions, instead of one set of instances per file.")] = False,
     category: CategoryOpt = None,
     layout: LayoutOpt = None,
     images: Annotated[str, typer.Option(help="link (hardlink, copy across filesystems), copy, or symlink.")] = "link",
@@ -152,7 +159,8 @@ def convert(
     if split_file is not None and not split_file.is_file():
         raise OptionError("split file does not exist", split_file, "pass the meta/split.csv of an earlier conversion")
     options = ConvertOptions(formats=parse_formats(fmt or ["yolo"]), split=str(split_file) if split_file else
-                             (split or "0.7,0.15,0.15"), seed=seed, classes=classes, images=images, names=names, good=good,
+                             (split or "0.7,0.15,0.15"), split_group=split_group, seed=seed, classes=classes,
+                             merge_masks=loco_merge, images=images, names=names, good=good,
                              min_area=min_area, simplify=simplify, coco_masks=coco_masks, strict=strict,
                              workers=workers)
     options.check()

@@ -69,8 +69,12 @@ def evaluate(
     """
     from ..models.patchcore.run import evaluate as run_eval
 
-    result = run_eval(run, batch_size, device or "auto", progress=True)
-    table = Table(title=f"PatchCore on {result['category']} (test images)")
+    render_eval(run, run_eval(run, batch_size, device or "auto", progress=True), "PatchCore")
+
+
+def render_eval(run: Path, result: dict, title: str) -> None:
+    """The per-type table and the thresholds of a good-only model's ``eval``."""
+    table = Table(title=f"{title} on {result['category']} (test images)")
     for col in ("defect type", "images", "image AUROC", "pixel AUROC", "PRO (FPR<=0.3)"):
         table.add_column(col, justify="left" if col == "defect type" else "right")
     for name, m in [*result["per_type"].items(), ("overall", result["overall"])]:

@@ -9,7 +9,7 @@ from ..records import Dataset
 from .common import with_size
 from .detect import LAYOUTS, READERS, category_dirs, detect_layout
 
-__all__ = ["LAYOUTS", "load_dataset", "detect_layout"]
+__all__ = ["LAYOUTS", "READERS", "load_dataset", "detect_layout"]
 
 
 def load_dataset(path: Path | str, layout: str | None = None, categories: list[str] | None = None,
@@ -43,4 +43,15 @@ def load_dataset(path: Path | str, layout: str | None = None, categories: list[s
     if sizes:
         samples = [with_size(s) for s in samples]
     sources = tuple(dict.fromkeys([path, *(d.resolve() for d in dirs)]))
-    return Dataset(root=root, layout=layout, samples=tuple(samples), sources=sources)
+    read_map = getattr(reader, "value_map", None)
+    maps, problems = {}, {}
+    for d in dirs if read_map is not None else ():
+        try:  # a broken mapping file matters to --classes value only: kept as its problem until then
+            found = read_map(root, d)
+        except DatasetError as exc:
+            problems[d.name] = str(exc)
+            continue
+        if found is not None:
+            maps[d.name] = found
+    return Dataset(root=root, layout=layout, samples=tuple(samples), sources=sources, value_maps=maps,
+                   value_map_problems=problems)

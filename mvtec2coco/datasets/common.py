@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BrokenFileError, DatasetError, EmptyCategoryError, PairingError, SizeMismatchError
-from ..records import Sample
+from ..records import GOOD, Sample
 from .imageio import ImageHeader, is_image_name, read_header
 
 _COLLECTED: ContextVar[list[DatasetError] | None] = ContextVar("collected", default=None)
@@ -134,11 +134,12 @@ def sample_id(root: Path, image: Path) -> str:
 
 
 def make_sample(
-    root: Path, category: str, split: str, label: str | None, image: Path, masks: tuple[Path, ...]
+    root: Path, category: str, split: str, label: str | None, image: Path, masks: tuple[Path, ...],
+    group: str = "", view: str = "",
 ) -> Sample:
     """Build a sample from the listing alone: its size stays 0 until ``with_size`` reads it."""
     return Sample(id=sample_id(root, image), category=category, split=split, label=label, image=image,
-                  masks=masks, width=0, height=0, channels=0)
+                  masks=masks, width=0, height=0, channels=0, group=group, view=view)
 
 
 def with_size(sample: Sample) -> Sample:
@@ -181,3 +182,39 @@ def orphan_masks(masks: set[Path], used: set[Path]) -> None:
 def require_samples(samples: list[Sample], category_dir: Path) -> None:
     if not samples:
         problem(EmptyCategoryError("category holds no images", category_dir, "check the path and layout"))
+
+
+def labelled_by_masks(root: Path, category: str, folder: Path, split: str, suffix: str, mask_ext: str,
+                      defect: str, group: str = "") -> tuple[list[Sample], set[Path], set[Path]]:
+    """(samples, every mask, the masks claimed) of a folder where each image's mask lies beside it
+    as ``<stem><suffix>.<ext>`` and is its only label (KolektorSDD, KSDD2): an image is ``defect``
+    when its mask holds a defect pixel, else good. ``mask_ext`` names the file looked for in the
+    error of an image without its mask."""
+    files = image_files(folder)
+    masks = {f.stem[: -len(suffix)]: f for f in files if f.stem.endswith(suffix)}
+    samples: list[Sample] = []
+    used: set[Path] = set()
+    for image in files:
+        if image.stem.endswith(suffix):
+            continue
+        found = require_mask(image, masks.get(image.stem), folder, f"{image.stem}{suffix}{mask_ext}")
+        shows = mask_shows_defect(found[0]) if found else None
+        if shows is None:
+            continue
+        used.update(found)
+        samples.append(make_sample(root, category, split, defect if shows else GOOD, image, found, group))
+    return samples, set(masks.values()), used
+
+
+def mask_shows_defect(mask: Path) -> bool | None:
+    """Whether ``mask`` holds any defect pixel: for layouts whose only label is the mask itself
+    (KolektorSDD, KSDD2), where a reader has to decode it. None when it cannot be read (a
+    problem, raised or collected)."""
+    from .imageio import read_mask
+
+    try:
+        shown, _ = read_mask(mask)
+    except DatasetError as exc:
+        problem(exc)
+        return None
+    return bool(shown.any())

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError, UnknownLayoutError
-from . import folder, loco, mvtec, mvtec2, mvtec3d, visa
+from . import btad, dagm, eyecandies, folder, kolektor, ksdd2, loco, mpdd, mvtec, mvtec2, mvtec3d, realiad, visa
 from .common import subdirs
 
-# Most specific first: LOCO and MVTec 3D-AD also look like MVTec AD from far away.
-READERS = {m.NAME: m for m in (mvtec2, loco, mvtec3d, visa, mvtec, folder)}
+# Most specific first: LOCO, MVTec 3D-AD, BTAD, KSDD2 and MPDD also look like MVTec AD from far away,
+# and Eyecandies like MVTec AD 2 (both have test_public).
+READERS = {m.NAME: m for m in (eyecandies, mvtec2, loco, mvtec3d, visa, realiad, dagm, ksdd2, btad, mpdd, kolektor,
+                               mvtec, folder)}
 LAYOUTS = tuple(READERS)
 
 

@@ -266,7 +266,8 @@ def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zer
         mask = shown if (not zero_one and shown.ndim == 2 and shown.dtype == np.uint8) else binary_mask(shown)
         if mask.shape != (height, width):
             raise SizeMismatchError(
-                f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {width}x{height}", path,
+                "resize the mask with nearest-neighbour interpolation or fix the pairing"
             )
         merged = mask if merged is None else cv2.max(merged, mask)
     return merged if merged is not None else np.zeros((height, width), dtype=np.uint8)

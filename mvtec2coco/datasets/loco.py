@@ -1,8 +1,9 @@
 """MVTec LOCO AD: ``<category>/{train/good, validation/good, test/{good,logical_anomalies,
 structural_anomalies}, ground_truth/<type>/<stem>/000.png, 001.png, ...}``.
 
-One image may have several mask files (one per annotated anomaly); values other than 0/255
-occur and any value > 0 is defect.
+One image may have several mask files, one per annotated defect, which may overlap; each file is
+filled with its defect's ``pixel_value`` from ``<category>/defects_config.json`` (any value > 0
+is defect; ``--classes value`` names it).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from pathlib import Path
 
 from ..records import GOOD, Sample
 from .common import image_files, make_sample, orphan_masks, require_mask, require_samples, subdirs
+from .value_maps import ValueMap, read_defects_config
 
 NAME = "loco"
+QUIRKS = ("masks hold values other than 255 (each defect's pixel_value); an image may have several mask files, "
+          "which may overlap: each gives its own instances unless --loco-merge",)
 
 
 def is_category(folder: Path) -> bool:
@@ -44,3 +48,12 @@ def read_category(root: Path, category_dir: Path) -> list[Sample]:
     orphan_masks({m for ms in mask_sets.values() for m in ms}, used)
     require_samples(samples, category_dir)
     return samples
+
+
+DEFECTS_CONFIG = "defects_config.json"
+
+
+def value_map(root: Path, category_dir: Path) -> ValueMap | None:
+    """``<category>/defects_config.json`` (pixel value -> fine-grained defect), or None without one."""
+    path = category_dir / DEFECTS_CONFIG
+    return read_defects_config(path) if path.is_file() else None

@@ -15,8 +15,11 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..records import GOOD, Sample
 from .common import image_files, make_sample, orphan_masks, require_mask, require_samples
+from .value_maps import ValueMap, read_id2class
 
 NAME = "visa"
+QUIRKS = ("masks hold class ids (1..k), not 0/255: any value > 0 is defect; --classes value names them through "
+          "id2class.json",)
 SPLIT_CSV = Path("split_csv") / "1cls.csv"
 DEFAULT_TYPE = "anomaly"
 
@@ -54,22 +57,31 @@ def _official_splits(root: Path) -> dict[str, str]:
     path = root / SPLIT_CSV
     if not path.is_file():
         return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _rows(path)
     if rows and not {"split", "image"} <= set(rows[0]):
         raise DatasetError("split CSV lacks the columns 'split' and 'image'", path)
-    return {row["image"]: row["split"] for row in rows}
+    return {row["image"]: row["split"] for row in rows if row.get("image") and row.get("split")}
 
 
 def _defect_types(root: Path, category_dir: Path) -> dict[str, str]:
     path = category_dir / "image_anno.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _rows(path)
     if rows and not {"image", "label"} <= set(rows[0]):
         raise DatasetError("annotation CSV lacks the columns 'image' and 'label'", path)
-    return {row["image"]: _type_name(row["label"]) for row in rows if row["label"].strip() != "normal"}
+    return {row["image"]: _type_name(row.get("label") or "") for row in rows
+            if row.get("image") and (row.get("label") or "").strip() != "normal"}
+
+
+def _rows(path: Path) -> list[dict]:
+    """The rows of one of VisA's CSV files; an unreadable file is one clear error naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"CSV file cannot be read ({type(exc).__name__}: {str(exc)[:160]})", path,
+                           "restore the dataset's own file (UTF-8)") from exc
 
 
 def _type_name(text: str) -> str:
@@ -77,3 +89,15 @@ def _type_name(text: str) -> str:
     if len(parts) != 1:
         return "combined" if parts else DEFAULT_TYPE
     return "_".join(parts[0].lower().split())
+
+
+ID2CLASS = "id2class.json"
+
+
+def value_map(root: Path, category_dir: Path) -> ValueMap | None:
+    """VisA's ``id2class.json`` (class id -> defect), from the category folder or else the VisA
+    root; None without one."""
+    for path in (category_dir / ID2CLASS, root / ID2CLASS):
+        if path.is_file():
+            return read_id2class(path, category_dir.name)
+    return None

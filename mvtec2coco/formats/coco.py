@@ -29,10 +29,11 @@ class CocoImage:
     file_name: str  # relative to images/<subset>/
     width: int
     height: int
-    category_id: int  # of every annotation of this image (one defect type per image)
+    category_id: int  # of every annotation of this image (one defect type per image) ...
     annotations: tuple[str, ...]  # ``annotation_tail`` texts
     source_file: str = ""  # the image's path relative to the source dataset's root
     tile: tuple[int, int, int, int] | None = None  # x, y, w, h in the source image (``convert --tile``)
+    category_ids: tuple[int, ...] = ()  # ... unless each annotation has its own (``--classes value``)
 
 
 def ring_texts(rings: list[np.ndarray]) -> list[str]:
@@ -122,9 +123,10 @@ def write(path: Path, images: list[CocoImage], names: list[str], supercategories
             source += ',"tile":[{},{},{},{}]'.format(*image.tile)
         image_parts.append(f'{{"id":{image_id},"file_name":{_json_string(image.file_name)},'
                            f'"width":{image.width},"height":{image.height}{source}}}')
-        for tail in image.annotations:
+        categories = image.category_ids or [image.category_id] * len(image.annotations)
+        for tail, category_id in zip(image.annotations, categories, strict=True):
             ann_id += 1
-            annotation_parts.append(f'{{"id":{ann_id},"image_id":{image_id},"category_id":{image.category_id},{tail}')
+            annotation_parts.append(f'{{"id":{ann_id},"image_id":{image_id},"category_id":{category_id},{tail}')
     text = f'{head[:-1]},"images":[{",".join(image_parts)}],"annotations":[{",".join(annotation_parts)}]}}'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

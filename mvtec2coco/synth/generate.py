@@ -48,7 +48,7 @@ def generate(
     with staged_output(Path(out), overwrite) as tmp:
         for rel, text in {**JUNK, **plan.texts}.items():
             _write_text(tmp / rel, text)
-        _write_text(tmp / plan.jobs[0].spec.name / ".DS_Store", "junk\n")
+        _write_text(tmp / plan.jobs[0].image.split("/")[0] / ".DS_Store", "junk\n")
         jobs = [(tmp, job, seed) for job in plan.jobs]
         if workers > 1 and len(jobs) > 20:
             with ProcessPoolExecutor(workers, initializer=init_worker) as pool:
@@ -70,26 +70,34 @@ def _write_text(path: Path, text: str) -> None:
 
 def _run_job(args: tuple[Path, Job, int]) -> None:
     root, job, seed = args
-    image, mask = render_sample(job.spec, seed, job.split, job.label, job.index)
+    image, mask = render_sample(job.spec, seed, job.split, job.label, job.index, job.parts)
     _write_image(root / job.image, image)
     if not job.masks:
         return
     if mask is None:
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
     if job.mask_style == "loco":
-        for rel, part in zip(job.masks, _loco_parts(mask)):
+        for rel, part in zip(job.masks, _loco_parts(mask, job.values)):
             _write_image(root / rel, part)
+        return
+    if job.mask_style == "value":  # 0/1, or with parts k + 1 per part: each becomes its value
+        lookup = np.array([0, *job.values], np.uint8)
+        _write_image(root / job.masks[0], lookup[mask])
         return
     value = {"binary": 255, "zero": 0, "classid": job.class_id}[job.mask_style]
     _write_image(root / job.masks[0], (mask * value).astype(np.uint8))
 
 
-def _loco_parts(mask: np.ndarray) -> list[np.ndarray]:
-    """Spread the regions over two files, stored with the values LOCO uses (not only 255)."""
-    count, labels = cv2.connectedComponents(mask, connectivity=8)
-    first = np.where(labels == 1, 255, 0).astype(np.uint8)
-    rest = np.where(labels > 1, 237, 0).astype(np.uint8)
-    return [first, rest] if count > 2 else [np.where(mask > 0, 254, 0).astype(np.uint8)]
+def _loco_parts(mask: np.ndarray, values: tuple[int, int]) -> list[np.ndarray]:
+    """Two defect files as LOCO annotates them, each filled with its defect's pixel value: the
+    first region, and the other regions plus the lower half of the first, so that the two files
+    overlap there (LOCO's annotators drew each defect on its own)."""
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    first = labels == 1
+    rows = np.flatnonzero(first.any(axis=1))
+    lower = first & (np.arange(mask.shape[0])[:, None] >= (rows[0] + rows[-1] + 1) // 2)
+    second = (labels > 1) | lower
+    return [np.where(first, values[0], 0).astype(np.uint8), np.where(second, values[1], 0).astype(np.uint8)]
 
 
 def _write_image(path: Path, array: np.ndarray) -> None:

@@ -53,5 +53,8 @@ PRESETS: dict[str, tuple[CategorySpec, ...]] = {
         _cat("grid", 80, 1, 6, 2, bent=3, thread=3),
     ),
     "bottle": (MVTEC_AD[0],),
+    # MVTec 3D-AD's cookie: its defect types (class_ids.json 255 contamination, 254 crack, 253 hole),
+    # combined images holding one defect of each, small and few images for tests.
+    "cookie": (_cat("cookie", 128, 3, 10, 3, combined=4, contamination=3, crack=3, hole=3),),
     "mvtec-full": MVTEC_AD,
 }

@@ -21,6 +21,7 @@ from mvtec2coco.synth.presets import PRESETS
 
 TINY = PRESETS["tiny"]
 TOTAL = sum(c.train_good + sum(c.test.values()) for c in TINY)  # 34
+CATEGORY_NAMES = {"btad": ["01", "02"], "mpdd": ["bracket_black", "bracket_brown"]}  # the datasets' own names
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -29,7 +30,7 @@ def test_detects_each_layout(tiny_factory, layout):
     assert detect_layout(root) == layout
     dataset = load_dataset(root)
     assert dataset.layout == layout
-    assert dataset.categories == ["bottle", "grid"]
+    assert dataset.categories == CATEGORY_NAMES.get(layout, ["bottle", "grid"])
 
 
 def test_mvtec_counts_labels_and_masks(tiny_mvtec):

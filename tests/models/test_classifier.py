@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
+from mvtec2coco.errors import WeightsError  # noqa: E402
 from mvtec2coco.metrics.image import auroc  # noqa: E402
 from mvtec2coco.models.classifier.config import load_config  # noqa: E402
 from mvtec2coco.models.classifier.longtail import (  # noqa: E402
@@ -71,7 +72,9 @@ def test_local_weight_file_is_loaded(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     shutil.copy(tmp_path / "w.pth", folder / "resnet18-f37072fd.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    assert load_state_dict("imagenet", "resnet18") is not None
+    with pytest.raises(WeightsError, match="hash check"):  # torchvision's name, another file: never used
+        load_state_dict("imagenet", "resnet18")
+    assert (folder / "resnet18-f37072fd.pth").is_file()  # nor deleted: `weights verify` replaces it
 
 
 def test_class_balanced_sampler_draws_classes_evenly():

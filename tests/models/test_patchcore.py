@@ -37,6 +37,19 @@ def test_coreset_size_and_coverage_against_brute_force():
     assert len(greedy_coreset(points, 5000)) == len(points)
 
 
+def test_fast_coreset_selects_the_same_points_as_the_plain_one():
+    """The matrix-vector update picks exactly the points the plain full-difference update picks,
+    projected or not, on features shaped like a backbone's (many patches, a few hundred dims)."""
+    from mvtec2coco.models.patchcore.model import greedy_coreset_reference
+
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(6000, 192, generator=generator).abs()  # post-ReLU-like, as PatchCore's features
+    for dim in (0, 64):
+        for seed in (0, 5):
+            fast = greedy_coreset(features, 300, projection_dim=dim, seed=seed)
+            assert torch.equal(fast, greedy_coreset_reference(features, 300, projection_dim=dim, seed=seed))
+
+
 def test_nearest_distance_in_chunks_equals_brute_force():
     q, bank = torch.randn(300, 5), torch.randn(1000, 5)
     assert torch.allclose(nearest_distance(q, bank, chunk=7), torch.cdist(q, bank).min(dim=1).values, atol=1e-5)

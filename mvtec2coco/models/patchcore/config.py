@@ -10,9 +10,9 @@ from .model import PatchCoreConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = ""  # dataset root (or category folder): PatchCore fits on <category>/train/good
+    root: str = ""  # dataset root (or category folder): the model fits on <category>/train/good
     category: str = ""  # the category to fit; may be left empty when the dataset has one
-    layout: str | None = None  # detected when empty: mvtec, mvtec2, loco, mvtec3d, visa, folder
+    layout: str | None = None  # detected when empty (see README's dataset layouts)
     split: str = "official"  # official: the dataset's train/good; or the split.csv of `convert`: its train good images
 
 

@@ -1,8 +1,10 @@
-"""``patchcore train | eval | predict | annotate``: PatchCore runs on a dataset category, and draft annotations.
+"""``patchcore|autoencoder train | eval | predict`` (and ``patchcore annotate``): models fitted on a
+category's good images only, scored by one anomaly map per image, and draft annotations.
 
-A run folder holds ``patchcore.pt`` (config, memory bank and the backbone weights used, so that
-scoring needs no weight file), ``run.json`` (data, timings, memory), and after ``eval``
-``eval.json``, ``thresholds.json`` and ``heatmaps.png``.
+A run folder holds ``<family>.pt`` (``patchcore.pt``: config, memory bank and the backbone
+weights used, so that scoring needs no weight file; ``autoencoder.pt``: config and network),
+``run.json`` (data, timings, memory), and after ``eval`` ``eval.json``, ``thresholds.json`` and
+``heatmaps.png``. Both families have one interface (``fit``, ``score``, ``state``, ``from_state``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _only_category(root: Path, layout: str | None) -> str:
     categories = sorted({s.category for s in load_dataset(root, layout).samples})
     if len(categories) != 1:
         raise OptionError(f"the dataset has {len(categories)} categories: say which to fit", root,
-                          f"--set data.category=NAME, one of {', '.join(categories)}")
+                          f"--category NAME (data.category in a config), one of {', '.join(categories)}")
     return categories[0]
 
 
@@ -59,52 +61,79 @@ def _category_samples(root: Path, category: str, layout: str | None) -> list[Sam
     return list(dataset.samples)
 
 
-def fit(cfg: PatchCoreRunConfig, out: Path, progress: bool = False) -> dict:
-    """Fit PatchCore on the category's training good images and save the run."""
-    from ..common import config as configs
+FAMILIES = ("patchcore", "autoencoder")
 
-    torch_device = pick_device(cfg.device)
-    if not cfg.data.root:
-        raise OptionError("no data: pass --data ROOT (the dataset PatchCore fits on)")
-    root, layout, config, batch_size = Path(cfg.data.root), cfg.data.layout, cfg.model, cfg.batch_size
-    category = cfg.data.category or _only_category(root, layout)
-    samples = _category_samples(root, category, layout)
-    if cfg.data.split == "official":
+
+def training_goods(data, family: str) -> tuple[Path, str, list[Sample]]:
+    """(root, category, good training samples) of ``data`` (a ``DataConfig``): the dataset's
+    train/good, or the good images of a conversion's train subset (``data.split``), so that a
+    good-only model never fits on an image it is judged on."""
+    if not data.root:
+        raise OptionError(f"no data: pass --data ROOT (the dataset {family} fits on)")
+    root = Path(data.root)
+    category = data.category or _only_category(root, data.layout)
+    samples = _category_samples(root, category, data.layout)
+    if data.split == "official":
         train = [s for s in samples if s.split == "train" and s.label == GOOD]
-    else:  # the train subset of a conversion, so that PatchCore never fits on an image it is judged on
+    else:
         from ...split import make_split
 
         labeled = [s for s in samples if s.is_labeled]
-        subsets = make_split(labeled, cfg.data.split).subsets
+        subsets = make_split(labeled, data.split).subsets
         train = [s for s in labeled if subsets[s.id] == "train" and s.label == GOOD]
     if not train:
         raise OptionError(f"no training good images in category '{category}'", root,
-                          "PatchCore fits on <category>/train/good")
-    model = PatchCore(config, torch_device)
+                          f"{family} fits on <category>/train/good")
+    return root, category, train
+
+
+def _model_class(family: str):
+    if family == "autoencoder":
+        from ..autoencoder.model import Autoencoder
+
+        return Autoencoder
+    return PatchCore
+
+
+def fit(cfg: PatchCoreRunConfig, out: Path, progress: bool = False, family: str = "patchcore") -> dict:
+    """Fit the family's model (PatchCore, or the autoencoder with its config) on the category's
+    training good images and save the run."""
+    from ..common import config as configs
+
+    torch_device = pick_device(cfg.device)
+    root, category, train = training_goods(cfg.data, family)
+    layout, config, batch_size = cfg.data.layout, cfg.model, cfg.batch_size
+    model = _model_class(family)(config, torch_device)
     cache = ImageCache(config.image_size)
     start = time.perf_counter()
-    stats = model.fit(_batches(cache, [s.image for s in train], batch_size, "Extracting features" if progress else None))
+    what = "Extracting features" if family == "patchcore" else "Reading images"
+    stats = model.fit(_batches(cache, [s.image for s in train], batch_size, what if progress else None))
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state(), out / "patchcore.pt")
+    torch.save(model.state(), out / f"{family}.pt")
     (out / "config.yaml").write_text(configs.dump(cfg))
-    info = {"root": str(Path(root).resolve()), "layout": layout, "category": category, "config": config.to_dict(),
-            "train_images": len(train), **stats, "fit_seconds": round(seconds, 2),
+    info = {"family": family, "root": str(Path(root).resolve()), "layout": layout, "category": category,
+            "config": config.to_dict(), **stats, "train_images": len(train), "fit_seconds": round(seconds, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "device": str(torch_device)}
     (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
-def load_run(run: Path, device: str = "auto") -> tuple[PatchCore, dict]:
+def load_run(run: Path, device: str = "auto", family: str | None = None):
+    """(model, run.json) of a run folder of either family (or of ``family`` only)."""
     device = pick_device(device)
     run = Path(run)
-    if not (run / "patchcore.pt").is_file():
-        raise OptionError("no patchcore.pt in the run folder", run, "pass a folder written by `patchcore train`")
+    found = [f for f in (FAMILIES if family is None else (family,)) if (run / f"{f}.pt").is_file()]
+    if not found:
+        wanted = family or "patchcore or autoencoder"
+        raise OptionError(f"no {wanted} model in the run folder", run, f"pass a folder written by `{wanted} train`")
     from ..common.files import load_weights, torch_file
 
-    state = torch_file(run / "patchcore.pt", "PatchCore run", weights_only=False)
-    model = load_weights(run / "patchcore.pt", "PatchCore run", lambda _: PatchCore.from_state(state, device))
+    name = found[0]
+    cls = _model_class(name)
+    state = torch_file(run / f"{name}.pt", f"{name} run", weights_only=False)
+    model = load_weights(run / f"{name}.pt", f"{name} run", lambda _: cls.from_state(state, device))
     return model, json.loads((run / "run.json").read_text())
 
 
@@ -340,7 +369,7 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
     threshold = float(json.loads(path.read_text())["pixel"]) if path.is_file() else None
     names = [c["name"] for c in inputs.categories] or ["anomaly"]
     categories, ids = category_ids(inputs, names)
-    label = "anomaly" if "anomaly" in ids else names[0]  # PatchCore cannot tell defect types apart
+    label = "anomaly" if "anomaly" in ids else names[0]  # a good-only model cannot tell defect types apart
     cache = ImageCache(model.config.image_size)
     images, annotations, small = [], [], []
     for start in range(0, len(inputs.images), batch_size):
@@ -361,16 +390,19 @@ def predict(run: Path, inputs, out: Path, batch_size: int = 8, device: str = "au
                                                      "counts": rle["counts"].decode("ascii")},
                                     "area": int(region.sum()), "bbox": coco_bbox(edges_of_mask(region)),
                                     "score": round(float(full[region].max()), 6), "iscrowd": 0})
-    meta = {"family": "patchcore", "run": str(Path(run).resolve()), "model": f"PatchCore {model.config.backbone}",
-            "config": Path(run).name,
-            "parameters": parameters(model.extractor), "memory_bank": int(model.bank.shape[0]),
+    family = info.get("family", "patchcore")
+    described = f"PatchCore {model.config.backbone}" if family == "patchcore" else \
+        f"{'VAE' if model.config.variational else 'Autoencoder'} ({model.config.score})"
+    extra = {"memory_bank": int(model.bank.shape[0])} if family == "patchcore" else {}
+    meta = {"family": family, "run": str(Path(run).resolve()), "model": described, "config": Path(run).name,
+            "parameters": parameters(model.extractor), **extra,
             "predict_seconds": round(time.perf_counter() - began, 2), "train_images": info.get("train_images"),
             "train_seconds": info.get("fit_seconds"), "pixel_threshold": threshold,
-            "anomaly_maps": _write_maps(Path(out) / "maps", [i.id for i in inputs.images], small), **inputs.meta()}
+            "anomaly_maps": write_maps(Path(out) / "maps", [i.id for i in inputs.images], small), **inputs.meta()}
     return write_predictions(Path(out), images, categories, annotations, meta)
 
 
-def _write_maps(folder: Path, ids: list[int], maps: list[np.ndarray]) -> dict:
+def write_maps(folder: Path, ids: list[int], maps: list[np.ndarray]) -> dict:
     """Each anomaly map as a 16-bit PNG at the model's input resolution, scaled to one [low, high]
     range for all images: value = low + pixel / 65535 * (high - low)."""
     folder.mkdir(parents=True, exist_ok=True)

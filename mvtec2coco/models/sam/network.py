@@ -55,8 +55,22 @@ def checkpoint_hint(model_type: str) -> str:
         return "the tiny model has no official checkpoint: --set checkpoint=none for random initialisation"
     return (f"download {CHECKPOINT_BASE}/{spec.official_file} on a machine with internet access, copy it here "
             f"(e.g. ~/.cache/mvtec2coco/sam/{spec.official_file}) and pass it with --set checkpoint=PATH "
-            "(training) or as MODEL (eval, predict); "
+            "(training) or as MODEL (eval, predict); or --set checkpoint=official to fetch it on first use; "
             f"official files: " + ", ".join(f"{k}: {s.official_file}" for k, s in SPECS.items() if s.official_file))
+
+
+def checkpoint_path(model_type: str, checkpoint: str) -> Path:
+    """A local checkpoint (never downloaded), or ``official`` / a registry name (``sam_vit_b``):
+    fetched on first use and verified (``common.fetch``)."""
+    from ..common.fetch import fetch_if_named
+
+    path = Path(checkpoint).expanduser()
+    if path.is_file():
+        return path
+    fetched = fetch_if_named(f"sam_{model_type}" if checkpoint == "official" else checkpoint)
+    if fetched is None:
+        raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
+    return fetched
 
 
 def build_sam(model_type: str, checkpoint: Path | str | None, seed: int = 0):
@@ -69,9 +83,7 @@ def build_sam(model_type: str, checkpoint: Path | str | None, seed: int = 0):
         torch.manual_seed(seed)
         sam = _construct(SPECS[model_type])
     if checkpoint not in (None, "none", ""):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise SamCheckpointError(f"SAM checkpoint for {model_type} not found", path, checkpoint_hint(model_type))
+        path = checkpoint_path(model_type, str(checkpoint))
         from ..common.files import torch_file
 
         state = torch_file(path, f"SAM checkpoint for {model_type}")

@@ -66,13 +66,18 @@ class ClipTextEncoder:
                 self.model = open_clip.create_model("ViT-B-32", pretrained=None)
         else:
             path = Path(weights)
+            if not path.is_file():  # a known name is fetched; a path never is
+                from ..common.fetch import fetch_if_named
+
+                path = fetch_if_named("clip-vit-b-32" if str(weights) in ("openai", "clip") else str(weights)) or path
             if not path.is_file():
                 raise ClipWeightsError(
                     "CLIP ViT-B-32 weights not found (YOLO-World needs them for class-name embeddings)", path,
                     "download OpenAI's ViT-B-32.pt (the file ultralytics' clip package fetches) or an open_clip "
                     "ViT-B-32 checkpoint (e.g. laion2b_s34b_b79k) on a machine with internet access, copy it "
-                    "here (e.g. ~/.cache/mvtec2coco/clip/ViT-B-32.pt) and pass --set clip_weights=PATH; or pass "
-                    "--set text_encoder=random for a smoke test")
+                    "here (e.g. ~/.cache/mvtec2coco/clip/ViT-B-32.pt) and pass --set clip_weights=PATH, or "
+                    "--set clip_weights=openai to fetch it on first use; or pass --set text_encoder=random for a "
+                    "smoke test")
             self.model = self._load(path)
         self.model = self.model.to(self.device).eval()
         self.tokenizer = open_clip.get_tokenizer("ViT-B-32")

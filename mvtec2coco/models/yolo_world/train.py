@@ -93,16 +93,22 @@ def is_world(model: str) -> bool:
 
 
 def resolve_model(model: str) -> str:
-    """A ``.yaml`` ultralytics knows, or an existing local ``.pt``; never a download."""
+    """A ``.yaml`` ultralytics knows, an existing local ``.pt`` (never downloaded), or a known
+    weights name (``yolov8s-worldv2.pt``): fetched on first use and verified (``common.fetch``)."""
     if model.endswith((".yaml", ".yml")):
         return model
     path = Path(model)
     if not path.is_file():
+        from ..common.fetch import fetch_if_named
+
+        fetched = fetch_if_named(model)
+        if fetched is not None:
+            return str(fetched)
         raise DetectorWeightsError(
-            "detector weights not found (nothing is downloaded at run time)", path,
-            f"download {path.name} from the ultralytics assets releases ({ASSETS}) on a machine with internet "
-            f"access, copy it here and pass its path with --set model=PATH; or train from {path.stem}.yaml "
-            "(random initialisation)")
+            "detector weights not found (a path is used as given: nothing is downloaded for it)", path,
+            f"pass a known name (`mvtec2coco weights list`, e.g. --set model=yolov8s-worldv2.pt: fetched on first "
+            f"use), or download {path.name} from the ultralytics assets releases ({ASSETS}), copy it here and pass "
+            f"its path; or train from {path.stem}.yaml (random initialisation)")
     return str(path)
 
 

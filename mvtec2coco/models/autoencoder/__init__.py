@@ -1,0 +1,1 @@
+"""Reconstruction baseline trained on good images only: a convolutional autoencoder (or VAE)."""

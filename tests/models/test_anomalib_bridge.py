@@ -1,0 +1,61 @@
+"""anomalib's models through ``mvtec2coco anomalib``: trained in anomalib's own environment, scored
+by our one evaluation; without anomalib, the command says which extra to install."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..helpers import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+ANOMALIB_PYTHON = ROOT / ".venv-anomalib" / "bin" / "python"  # `make anomalib` (a prerequisite of `make test`)
+
+
+def test_without_anomalib_the_command_names_the_extra(tiny_mvtec, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MVTEC2COCO_ANOMALIB_PYTHON"}
+    result = subprocess.run([sys.executable, "-m", "mvtec2coco", "anomalib", "train", "--model", "padim", "--data",
+                             str(tiny_mvtec), "--category", "bottle", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=tmp_path, env={**env, "COLUMNS": "200"})
+    assert result.returncode == 2
+    assert "mvtec2coco[anomalib]" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    env["MVTEC2COCO_ANOMALIB_PYTHON"] = str(tmp_path / "nowhere" / "python")
+    result = subprocess.run([sys.executable, "-m", "mvtec2coco", "anomalib", "train", "--model", "padim", "--data",
+                             str(tiny_mvtec), "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "MVTEC2COCO_ANOMALIB_PYTHON" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ANOMALIB_PYTHON.is_file(), reason="anomalib's environment is built by `make anomalib`")
+def test_padim_trains_predicts_and_lands_on_the_table(tiny_mvtec, tmp_path, monkeypatch):
+    monkeypatch.setenv("MVTEC2COCO_ANOMALIB_PYTHON", str(ANOMALIB_PYTHON))
+    conv = tmp_path / "conv"
+    assert run_cli("convert", tiny_mvtec, "--category", "bottle", "--format", "all", "--split", "0.5,0.25,0.25",
+                   "--out", conv).returncode == 0
+    run, pred = tmp_path / "run", tmp_path / "pred" / "anomalib_padim"
+    result = run_cli("anomalib", "train", "--model", "padim", "--data", tiny_mvtec, "--category", "bottle",
+                     "--split", conv / "meta" / "split.csv", "--out", run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads((run / "run.json").read_text())
+    with open(conv / "meta" / "split.csv", newline="") as fh:
+        goods = sum(r["subset"] == "train" and r["class"] == "good" for r in csv.DictReader(fh))
+    assert info["train_images"] == goods and (run / "model.ckpt").is_file()  # the conversion's train subset's goods
+    result = run_cli("anomalib", "predict", run, "--data", conv, "--split", "test", "--out", pred)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((pred / "predictions.json").read_text())
+    scores = [i["score"] for i in data["images"]]
+    assert data["info"]["family"] == "anomalib-padim" and len(set(scores)) > 1  # raw scores, not saturated
+    result = run_cli("evaluate", pred, "--gt", conv, "--split", "test")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((pred / "metrics.json").read_text())
+    assert metrics["image"]["auroc"] is not None and metrics["pixel"]["auroc"] > 0.5
+    assert run_cli("compare", pred, "--markdown", tmp_path / "t.md").returncode == 0
+    assert "anomalib-padim" in (tmp_path / "t.md").read_text()

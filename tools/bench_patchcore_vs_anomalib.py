@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Our PatchCore against anomalib's, whole processes side by side, scored by the one `evaluate`.
+
+Same data (`synth --preset bottle`, converted once with a 0.6/0.2/0.2 split; both fit on the
+train subset's good images), same backbone (ResNet-18, random weights: no download), same layers
+(2 and 3), same image size, same coreset ratio, CPU. Each side trains (`patchcore train` /
+`anomalib train --model patchcore`) and predicts the test subset (`... predict`), and
+`mvtec2coco evaluate` scores both predictions against the same ground truth. Prints wall time and
+peak memory (largest process) of train and predict, their ratios (ours / anomalib's), and image
+and pixel AUROC of each. anomalib runs in its own environment (`make anomalib`, or
+MVTEC2COCO_ANOMALIB_PYTHON).
+
+Usage: python tools/bench_patchcore_vs_anomalib.py [--data bench_out/bottle] [--size 256] [--coreset-ratio 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _run(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB of the command's largest process) of one whole command."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "mvtec2coco", *args], stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed: {err.read().decode(errors='replace').strip()[-600:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("bench_out/bottle"))
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--coreset-ratio", type=float, default=0.01)
+    args = parser.parse_args()
+    from mvtec2coco.models.anomalib_bridge.run import interpreter
+    from mvtec2coco.synth import generate
+
+    root = Path(__file__).resolve().parents[1]
+    if not os.environ.get("MVTEC2COCO_ANOMALIB_PYTHON") and (root / ".venv-anomalib" / "bin" / "python").is_file():
+        os.environ["MVTEC2COCO_ANOMALIB_PYTHON"] = str(root / ".venv-anomalib" / "bin" / "python")
+    interpreter()
+    if not (args.data / ".complete").is_file():
+        generate(args.data, "bottle", "mvtec", seed=0, overwrite=True)
+        (args.data / ".complete").write_text("ok\n")
+    work = Path(tempfile.mkdtemp(prefix="m2c_pc_vs_", dir=args.data.parent))
+    try:
+        conv = work / "conv"
+        _run(["convert", str(args.data), "--format", "coco", "--split", "0.6,0.2,0.2", "--out", str(conv)])
+        split = str(conv / "meta" / "split.csv")
+        ours = ["--set", "model.backbone=resnet18", "--set", "model.weights=none", "--set",
+                f"model.image_size={args.size}", "--set", f"model.coreset_ratio={args.coreset_ratio}",
+                "--set", "model.dim=384",  # anomalib keeps layer 2's 128 and layer 3's 256 channels: 384
+                "--set", f"data.split={split}", "--device", "cpu"]
+        theirs = ["--arg", f"coreset_sampling_ratio={args.coreset_ratio}", "--arg", "backbone=resnet18",
+                  "--arg", "pre_trained=false", "--arg", 'layers=["layer2", "layer3"]']
+        rows = {}
+        for name, train, predict in (
+            ("ours", ["patchcore", "train", "--data", str(args.data), "--category", "bottle", *ours, "--out",
+                      str(work / "ours")],
+             ["patchcore", "predict", str(work / "ours"), "--data", str(conv), "--split", "test", "--device", "cpu",
+              "--out", str(work / "pred_ours")]),
+            ("anomalib", ["anomalib", "train", "--model", "patchcore", "--data", str(args.data), "--category", "bottle",
+                          "--split", split, *theirs, "--out", str(work / "theirs")],
+             ["anomalib", "predict", str(work / "theirs"), "--data", str(conv), "--split", "test", "--out",
+              str(work / "pred_anomalib")]),
+        ):
+            t_train, m_train = _run(train)
+            t_pred, m_pred = _run(predict)
+            pred = work / f"pred_{name}"
+            _run(["evaluate", str(pred), "--gt", str(conv), "--split", "test"])
+            metrics = json.loads((pred / "metrics.json").read_text())
+            rows[name] = (t_train, m_train, t_pred, m_pred, metrics["image"]["auroc"], metrics["pixel"]["auroc"])
+        print(f"PatchCore, ResNet-18 random weights, layers 2+3, {args.size} px, coreset {args.coreset_ratio:g}, CPU, "
+              "synth --preset bottle (train subset's good images; test subset scored by mvtec2coco evaluate)")
+        print("| | train s | train peak MB | predict s | predict peak MB | image AUROC | pixel AUROC |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name, (tt, mt, tp, mp, ia, pa) in rows.items():
+            print(f"| {name} | {tt:.1f} | {mt:.0f} | {tp:.1f} | {mp:.0f} | {ia:.3f} | {pa:.3f} |")
+        o, a = rows["ours"], rows["anomalib"]
+        print(f"ours / anomalib: train time {o[0] / a[0]:.2f}, train memory {o[1] / a[1]:.2f}, predict time "
+              f"{o[2] / a[2]:.2f}, predict memory {o[3] / a[3]:.2f}; AUROC difference image {o[4] - a[4]:+.3f}, "
+              f"pixel {o[5] - a[5]:+.3f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
