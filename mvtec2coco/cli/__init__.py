@@ -64,7 +64,23 @@ def main() -> None:
         if STATE["debug"]:
             raise
         _fail(str(translate_os_error(exc, None, Path("."))), 2)
+    except Exception as exc:  # a signal inside a class body or import comes back wrapped, e.g. in a RuntimeError
+        signal_cause = _interruption(exc, Interrupted)
+        if signal_cause is None:
+            raise
+        _fail(f"interrupted by {signal_cause}: nothing was written", 128 + signal_cause.signum)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interruption(exc: BaseException, kind: type) -> BaseException | None:
+    """The ``kind`` exception among the causes and contexts of ``exc``, or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _fail(text: str, code: int) -> None:

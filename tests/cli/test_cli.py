@@ -98,3 +98,33 @@ def test_synth_then_summary(tmp_path):
     result = run_cli("summary", out, "--category", "grid", check=True)
     assert "Dataset Summary for 'grid':" in result.stdout and "bottle" not in result.stdout.split("\n")[0]
     assert run_cli("synth", out).returncode == 2  # refuses to overwrite
+
+
+def test_a_signal_wrapped_by_python_still_exits_as_that_signal(monkeypatch, capsys):
+    """A signal that lands while a class body runs (an import of rich, say) reaches the CLI
+    wrapped in a RuntimeError by ``__set_name__``: it still exits 128 + N with one line."""
+    import signal
+
+    import pytest
+
+    from mvtec2coco import cli
+    from mvtec2coco.runtime.staging import Interrupted
+
+    def wrapped(**_kwargs):
+        try:
+            raise Interrupted(signal.SIGHUP)
+        except Interrupted as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'fields' in 'Task'") from exc
+
+    monkeypatch.setattr(cli, "app", wrapped)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 128 + signal.SIGHUP
+    assert capsys.readouterr().err.strip() == "error: interrupted by SIGHUP: nothing was written"
+
+    def unrelated(**_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "app", unrelated)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main()
