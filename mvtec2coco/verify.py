@@ -20,18 +20,21 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
-from .datasets.imageio import JPEG_EOI, load_mask, opencv_single_threaded
+from .datasets.imageio import load_mask, opencv_single_threaded
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
 from .geometry.masks import Instance, instances_of_masks, iou
+from .geometry.rle_window import rle_counts, rle_window
 from .geometry.tiles import cut, first_pixels, tile_grid
+from .image_integrity import image_data_problem
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
@@ -325,9 +328,9 @@ def source_crops(found: list[Instance], masks: list[np.ndarray] | np.ndarray | N
     return crops
 
 
-def _box_and_area(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
-    """(x, y, w, h) and count of the non-zero pixels. pycocotools decodes column-major, whose
-    transpose is row-major: OpenCV reads that one, so no full-image copy is made."""
+def mask_facts(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """(x, y, w, h) and count of the non-zero pixels of a whole mask. pycocotools decodes
+    column-major, whose transpose is row-major: OpenCV reads that one, so no full-image copy is made."""
     if mask.flags.c_contiguous:
         return cv2.boundingRect(mask), cv2.countNonZero(mask)
     row_major = np.ascontiguousarray(mask.T)
@@ -335,22 +338,52 @@ def _box_and_area(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
     return (x, y, w, h), cv2.countNonZero(row_major)
 
 
-def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[np.ndarray, float]:
-    """IoU of every source region (``found``, ``source_crops``) with every full-image output mask,
-    and the IoU of their unions. Only box overlaps are compared: full-image operations per pair
-    made verification take far longer than conversion."""
-    views = [m.astype(np.uint8, copy=False) for m in outputs]
-    out_boxes, out_areas = zip(*map(_box_and_area, views)) if views else ((), ())
-    matrix = np.zeros((len(found), len(views)))
+def _polygon_mask_facts(mask: np.ndarray, points: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """``mask_facts`` of a row-major mask rasterised from ``points``: the box is searched in a
+    window around the points, and trusted only if that window holds every non-zero pixel of the
+    mask; else the whole mask is searched."""
+    area = cv2.countNonZero(mask)
+    if len(points):
+        x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 2, 0)
+        x1, y1 = np.ceil(points.max(0)).astype(int) + 3
+        window = np.ascontiguousarray(mask[y0:y1, x0:x1])
+        if window.size and cv2.countNonZero(window) == area:
+            x, y, w, h = cv2.boundingRect(window)
+            return ((x + x0, y + y0, w, h) if w else (0, 0, 0, 0)), area
+    return mask_facts(mask)
+
+
+class OutputMask(NamedTuple):
+    """One output instance's mask as a consumer reads it: its pixels inside its box, the box
+    (x, y, w, h) and its pixel count."""
+
+    window: np.ndarray
+    box: tuple[int, int, int, int]
+    area: int
+
+    @classmethod
+    def of(cls, mask: np.ndarray, facts: tuple[tuple[int, int, int, int], int] | None = None) -> OutputMask:
+        """From a full-image mask (and its ``mask_facts``, when known)."""
+        box, area = facts or mask_facts(mask)
+        x, y, w, h = box
+        return cls(mask[y : y + h, x : x + w], box, area)
+
+
+def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[OutputMask]) -> tuple[np.ndarray, float]:
+    """IoU of every source region (``found``, ``source_crops``) with every output mask, and the
+    IoU of their unions. Only box overlaps are compared: full-image operations per pair made
+    verification take far longer than conversion."""
+    matrix = np.zeros((len(found), len(outputs)))
     for i, (inst, crop) in enumerate(zip(found, crops)):
         x, y, w, h = inst.bbox
-        for j, (view, (ox, oy, ow, oh)) in enumerate(zip(views, out_boxes)):
+        for j, (window, (ox, oy, ow, oh), area) in enumerate(outputs):
             x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + ow), min(y + h, oy + oh)
             if x0 >= x1 or y0 >= y1:
                 continue
-            inter = np.count_nonzero(crop[y0 - y : y1 - y, x0 - x : x1 - x] & (view[y0:y1, x0:x1] != 0))
-            matrix[i, j] = inter / (inst.area + out_areas[j] - inter)
-    boxes = [inst.bbox for inst in found] + [b for b in out_boxes if b[2] and b[3]]
+            inter = np.count_nonzero(crop[y0 - y : y1 - y, x0 - x : x1 - x] & (window[y0 - oy : y1 - oy, x0 - ox : x1 - ox] != 0))
+            matrix[i, j] = inter / (inst.area + area - inter)
+    shown = [o for o in outputs if o.box[2] and o.box[3]]
+    boxes = [inst.bbox for inst in found] + [o.box for o in shown]
     if not boxes:
         return matrix, 1.0
     x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
@@ -360,8 +393,8 @@ def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[np.n
         x, y, w, h = inst.bbox
         union_src[y - y0 : y - y0 + h, x - x0 : x - x0 + w] |= crop
     union_out = np.zeros_like(union_src)
-    for view in views:
-        union_out |= view[y0:y1, x0:x1] != 0
+    for window, (x, y, w, h), _ in shown:
+        union_out[y - y0 : y - y0 + h, x - x0 : x - x0 + w] |= window != 0
     return matrix, iou(union_out, union_src)
 
 
@@ -402,29 +435,35 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
 
 
 def _check_formats(members: list[tuple[int, tuple]]) -> list[ImageCheck]:
-    """One sample in every format that lists it; its source regions found once per way of reading them."""
+    """One sample in every format that lists it; its source regions found once per way of reading
+    them, its source image looked up once."""
     found: dict[tuple, tuple] = {}
     checks = []
+    source = str(members[0][1][2].image)
+    try:
+        source_stat: os.stat_result | OSError = os.stat(source)
+    except OSError as exc:
+        source_stat = exc
     for _, args in members:
         _, _, sample, _, options, names, values = args
         key = (options["classes"], options["min_area"], options.get("merge_masks", True), tuple(names),
                tuple(sorted(values.items())) if values else None)
         if key not in found:
             found[key] = _source_instances(sample, options, names, values)
-        checks.append(_check_one(args, found[key]))
+        checks.append(_check_one(args, found[key], source_stat))
     return checks
 
 
-def _check_one(args, source_regions: tuple | None = None) -> ImageCheck:
+def _check_one(args, source_regions: tuple, source_stat: os.stat_result | OSError) -> ImageCheck:
     fmt, folder, sample, subset, options, names, values = args
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-    source, masks, labels = source_regions or _source_instances(sample, options, names, values)
-    problem, data_broken = _image_problem(Path(folder) / "images" / subset / name, sample.image,
-                                          options.get("images", "link"))
+    source, masks, labels = source_regions
+    problem, data_broken = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
+                                          source_stat, options.get("images", "link"))
     fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
     expected = Expected(name, (sample.width, sample.height), source, masks, class_name(sample, options["classes"]),
                         problem, data_broken, fields, labels=labels)
-    return _check_image(fmt, Path(folder), subset, expected, names)
+    return _check_image(fmt, folder, subset, expected, names)
 
 
 def _check_tiles(args) -> list[ImageCheck]:
@@ -488,7 +527,7 @@ def _tile_image_problem(path: Path, pixels: np.ndarray | None) -> str | None:
         return f"image file is missing ({path})"
     if pixels is None:
         return "the source image cannot be decoded"
-    problem = _image_data_problem(path)
+    problem = image_data_problem(path)[0]
     if problem:
         return problem
     written = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -497,7 +536,7 @@ def _tile_image_problem(path: Path, pixels: np.ndarray | None) -> str | None:
     return None
 
 
-def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names: list[str]) -> ImageCheck:
+def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, names: list[str]) -> ImageCheck:
     """One output image against what it must hold, read with the consumers' own code."""
     source, mask, name = expected.source, expected.mask, expected.name
     check = ImageCheck(f"{subset}/{name}")
@@ -508,13 +547,13 @@ def _check_image(fmt: str, folder: Path, subset: str, expected: Expected, names:
     anns: list[dict] = []
     try:
         if fmt == "coco":
-            anns, masks, record = _coco_instances(folder, subset, expected.size, name)
+            anns, masks, record = _coco_instances(os.fspath(folder), subset, expected.size, name)
             check.problems += [f"{check.image}: COCO {key} {record.get(key)} is not {want}"
                                for key, want in expected.coco_fields.items() if record.get(key) != want]
             classes = [names[a["category_id"] - 1] if 0 < a["category_id"] <= len(names) else None for a in anns]
             boxes = None
         else:
-            ids, masks, boxes = _yolo_instances(folder, subset, expected.size, name, fmt, len(names),
+            ids, masks, boxes = _yolo_instances(os.fspath(folder), subset, expected.size, name, fmt, len(names),
                                                 not expected.data_broken)
             classes = [names[c] for c in ids]
     except (VerificationError, OSError, ValueError) as exc:  # a consumer refused the file: that is the finding
@@ -567,104 +606,37 @@ def _exact_problems(subset: str, image: str, ann: dict, region: Instance) -> lis
 _SEEN: dict[tuple[int, int], str | None] = {}  # (device, inode) -> problem of that image data, per process
 
 
-def _image_problem(output: Path, source: Path, mode: str) -> tuple[str | None, bool]:
+def _image_problem(output: str, source: str, source_stat: os.stat_result | OSError,
+                   mode: str) -> tuple[str | None, bool]:
     """(problem, data broken): whether the output image is the source image (same file for links,
     same bytes for copies) and its data intact (checked once per file and process)."""
     try:
-        out_stat, src_stat = os.stat(output), os.stat(source)
+        if isinstance(source_stat, OSError):
+            raise source_stat
+        out_stat = os.stat(output)
     except FileNotFoundError:
         return f"image file is missing ({output})", True
     except OSError as exc:
         return f"image file cannot be read ({exc.strerror})", True
-    same_file = (out_stat.st_dev, out_stat.st_ino) == (src_stat.st_dev, src_stat.st_ino)
+    same_file = (out_stat.st_dev, out_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino)
     if not same_file:
-        if mode == "symlink" or (mode == "link" and out_stat.st_dev == src_stat.st_dev):
+        if mode == "symlink" or (mode == "link" and out_stat.st_dev == source_stat.st_dev):
             return f"image is not the source image {source} (not the same file)", False
-        if out_stat.st_size != src_stat.st_size or not filecmp.cmp(output, source, shallow=False):
+        if out_stat.st_size != source_stat.st_size or not filecmp.cmp(output, source, shallow=False):
             return f"image differs from the source image {source}", False
     key = (out_stat.st_dev, out_stat.st_ino)
     if key not in _SEEN:
-        _SEEN[key] = _image_data_problem(output)
+        _SEEN[key] = _image_data_problem(output, key)
     return _SEEN[key], _SEEN[key] is not None
 
 
-def _image_data_problem(path: Path) -> str | None:
-    """Whether the image file is intact: a PNG by every chunk's CRC and its ``IEND`` (``png_problem``,
-    what PIL's ``verify`` checks, at C speed); anything else by PIL's own check and, for JPEG,
-    its end marker, which ultralytics would otherwise "restore" by rewriting the file."""
-    from PIL import Image
-
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head == PNG_SIGNATURE:
-        problem, size, exif = png_facts(path)
-        if problem is None and not exif:
-            st = os.stat(path)
-            _PNG_CHECKED[(st.st_dev, st.st_ino)] = size
-        return problem
-    try:
-        with Image.open(path) as im:
-            fmt = im.format
-            im.verify()
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken data
-        return f"image data is corrupt ({type(exc).__name__}: {str(exc)[:120]})"
-    if fmt == "JPEG":
-        with open(path, "rb") as fh:
-            fh.seek(-2, os.SEEK_END)
-            if fh.read() != JPEG_EOI:
-                return "JPEG does not end with its end marker (truncated or padded)"
-    return None
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_problem(path: Path) -> str | None:
-    """A PNG's chunk structure: each chunk's length within the file and its CRC-32 right, an
-    ``IHDR`` first and an ``IEND`` last with nothing after it. The file is read once; zlib
-    computes the CRCs (PIL's ``verify`` reads chunk by chunk in Python: several times slower)."""
-    return png_facts(path)[0]
-
-
-def png_facts(path: Path) -> tuple[str | None, tuple[int, int], bool]:
-    """(``png_problem``, (width, height) from ``IHDR``, whether an ``eXIf`` chunk is present).
-    The file is memory-mapped: the CRCs are computed straight from the page cache, no copy."""
-    import mmap
-
-    with open(path, "rb") as fh:
-        try:
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # an empty file cannot be mapped
-            return "image data is corrupt (empty file)", (0, 0), False
-    with data, memoryview(data) as view:
-        return _walk_png(view)
-
-
-def _walk_png(data: memoryview) -> tuple[str | None, tuple[int, int], bool]:
-    import struct
-    import zlib
-
-    if bytes(data[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
-        return "image data is corrupt (not a PNG signature)", (0, 0), False
-    at, first, size, exif = len(PNG_SIGNATURE), True, (0, 0), False
-    while True:
-        if at + 12 > len(data):
-            return "image data is corrupt (PNG ends inside a chunk: truncated)", size, exif
-        length, kind = struct.unpack_from(">I4s", data, at)
-        end = at + 12 + length
-        if end > len(data):
-            return f"image data is corrupt (PNG chunk {kind!r} runs past the end: truncated)", size, exif
-        if first:
-            if kind != b"IHDR" or length < 8:
-                return "image data is corrupt (PNG does not start with IHDR)", size, exif
-            size = struct.unpack_from(">II", data, at + 8)
-        exif = exif or kind == b"eXIf"
-        (crc,) = struct.unpack_from(">I", data, end - 4)
-        if zlib.crc32(data[at + 4 : end - 4]) != crc:
-            return f"image data is corrupt (PNG chunk {kind.decode('latin-1')!r} fails its CRC)", size, exif
-        first, at = False, end
-        if kind == b"IEND":
-            return (None if at == len(data) else "image data is corrupt (bytes after the PNG's IEND)"), size, exif
+def _image_data_problem(path: str, key: tuple[int, int]) -> str | None:
+    """``image_data_problem`` of the file whose (device, inode) is ``key``; an intact PNG's header
+    size is kept for ``_image_checked_once``."""
+    problem, png_size = image_data_problem(path)
+    if png_size is not None:
+        _PNG_CHECKED[key] = png_size
+    return problem
 
 
 _PNG_CHECKED: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (width, height) of an intact PNG
@@ -673,8 +645,8 @@ _PNG_CHECKED: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> 
 @contextmanager
 def _image_checked_once():
     """ultralytics' ``check_image`` (called by its ``verify_image_label`` for every label file)
-    repeats PIL's verify, which ``png_facts`` has just done for this file, at several times the
-    cost and once per YOLO format. While this block runs, a PNG that ``png_facts`` found intact
+    repeats PIL's verify, which ``image_data_problem`` has just done for this file, at several times the
+    cost and once per YOLO format. While this block runs, a PNG that ``image_data_problem`` found intact
     (and without EXIF, whose orientation ultralytics would apply) gets ultralytics' own size and
     format checks on its header instead; every other file gets ultralytics' full check."""
     import ultralytics.data.utils as consumer
@@ -697,10 +669,18 @@ def _image_checked_once():
         consumer.check_image = original
 
 
-def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str) -> tuple[list[dict], list[np.ndarray], dict]:
-    path = str(coco.subset_path(folder, subset))
+def _coco_instances(folder: str, subset: str, size: tuple[int, int],
+                    name: str) -> tuple[list[dict], list[OutputMask], dict]:
+    """(annotations, their masks, the image record). Each mask is pycocotools' RLE of the
+    annotation (``annToRLE``, the first half of ``annToMask``), its box and area pycocotools'
+    ``toBbox`` and ``area``, its pixels those runs inside the box (``rle_window``); an RLE whose
+    counts cannot be read back exactly is decoded by pycocotools itself."""
+    from pycocotools import mask as mask_utils
+
+    path = _COCO_PATHS.get((folder, subset)) or _COCO_PATHS.setdefault((folder, subset),
+                                                                      str(coco.subset_path(Path(folder), subset)))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
-        _load_coco_files(folder, {subset}, [], [])
+        _load_coco_files(Path(folder), {subset}, [], [])
         if path not in _COCO_FILES:
             raise VerificationError("its COCO file cannot be read back", path)
     index, by_name, _ = _COCO_FILES[path]
@@ -714,25 +694,39 @@ def _coco_instances(folder: Path, subset: str, size: tuple[int, int], name: str)
     masks = []
     for a in anns:
         try:
-            masks.append(index.annToMask(a))  # type: ignore[attr-defined]
+            rle = index.annToRLE(a)  # type: ignore[attr-defined]
+            box = tuple(int(v) for v in mask_utils.toBbox(rle))
+            area = int(mask_utils.area(rle))
+            counts = rle_counts(rle)
+            window = rle_window(counts, size[1], box) if counts is not None else \
+                OutputMask.of(index.annToMask(a), (box, area)).window  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - pycocotools on a malformed segmentation
             raise VerificationError(f"annotation {a.get('id')}: segmentation cannot be decoded "
                                     f"({type(exc).__name__})", path) from exc
+        masks.append(OutputMask(window, box, area))
     return anns, masks, image
 
 
-def _yolo_instances(folder: Path, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int, image_ok: bool):
+_COCO_PATHS: dict[tuple[str, str], str] = {}  # (output folder, subset) -> its COCO file's path
+
+
+def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int,
+                    image_ok: bool) -> tuple[list[int], list[OutputMask], list[tuple] | None]:
+    """(class ids, masks, boxes) of one label file as ultralytics reads it: boxes for ``yolo``,
+    masks rasterised by its ``polygon2mask`` for ``yolo-seg``."""
     from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
 
-    image = folder / "images" / subset / name
-    label = img2label_paths([str(image)])[0]
-    if not os.path.isfile(label):
-        raise VerificationError("label file is missing", label)
+    image = os.path.join(folder, "images", subset, name)
+    label = img2label_paths([image])[0]
+    try:
+        with open(label, encoding="utf-8-sig") as fh:
+            rows = [line for line in fh.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise VerificationError("label file is missing", label) from None
     if not image_ok:  # ultralytics would rewrite a JPEG without its end marker: read the labels only
         raise VerificationError("labels not checked: the image itself is broken", label)
-    rows = [line for line in Path(label).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     im_file, lb, shape, segments, _kp, _nm, _nf, _ne, nc, msg = verify_image_label(
-        (str(image), label, "", False, max(classes, 1), 0, 0, False))
+        (image, label, "", False, max(classes, 1), 0, 0, False))
     if nc or lb is None:
         raise VerificationError(f"ultralytics rejected the label: {msg}", label)
     if len(lb) != len(rows):
@@ -744,7 +738,11 @@ def _yolo_instances(folder: Path, subset: str, size: tuple[int, int], name: str,
     if fmt == "yolo-seg":
         if len(lb) and not segments:
             raise VerificationError("polygon output holds box rows", label)
-        masks = [polygon2mask((h, w), [seg * np.array([w, h])]) for seg in segments]
+        masks = []
+        for seg in segments:
+            points = seg * np.array([w, h])
+            mask = polygon2mask((h, w), [points])
+            masks.append(OutputMask.of(mask, _polygon_mask_facts(mask, points)))
         return ids, masks, None
     if segments:
         raise VerificationError("box output holds polygon rows", label)
@@ -817,11 +815,21 @@ def _unpaired(folder: Path) -> list[str]:
 
 
 def _files(root: Path) -> list[str]:
-    """Every file below ``root`` as a path string, sorted (os.walk: pathlib's rglob costs several
-    times more over an output's tens of thousands of files)."""
-    found = []
-    for folder, _dirs, names in os.walk(root):
-        found += [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+    """Every file below ``root`` as a path string, sorted. ``os.scandir`` reads each entry's type
+    from the directory itself: pathlib's rglob, or a stat per name, costs several times more over
+    an output's tens of thousands of files."""
+    found: list[str] = []
+    pending = [os.fspath(root)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:  # gone or unreadable, as os.walk skips it
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif entry.is_file():
+                found.append(entry.path)
     return sorted(found)
 
 

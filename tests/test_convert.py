@@ -433,7 +433,7 @@ def test_png_check_agrees_with_pil_on_every_kind_of_damage(tiny_mvtec, tmp_path)
 
     from PIL import Image
 
-    from mvtec2coco.verify import png_problem
+    from mvtec2coco.image_integrity import png_problem
 
     source = next((tiny_mvtec / "bottle" / "test" / "broken_large").glob("*.png"))
     data = source.read_bytes()

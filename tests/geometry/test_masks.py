@@ -236,7 +236,7 @@ def test_batch_of_masks_equals_one_by_one():
 
 def test_verify_compares_crops_exactly_as_full_images():
     """verify's box-limited IoUs equal full-image IoUs, for shifted, merged and missing outputs."""
-    from mvtec2coco.verify import mask_ious, source_crops
+    from mvtec2coco.verify import OutputMask, mask_ious, source_crops
 
     rng = np.random.default_rng(7)
     for _ in range(40):
@@ -246,12 +246,34 @@ def test_verify_compares_crops_exactly_as_full_images():
         outputs = [np.asfortranarray(np.roll(m, int(rng.integers(-2, 3)), axis=1)).astype(np.uint8) for m in fulls[:5]]
         if len(fulls) > 6:
             outputs.append((fulls[5] | fulls[6]).astype(np.uint8))  # two regions written as one
-        matrix, image_iou = mask_ious(found, source_crops(found, mask), outputs)
+        matrix, image_iou = mask_ious(found, source_crops(found, mask), [OutputMask.of(m) for m in outputs])
         expected = np.array([[iou(a, b) for b in outputs] for a in fulls]).reshape(len(fulls), len(outputs))
         assert np.allclose(matrix, expected)
         union_src = np.any(fulls, axis=0) if fulls else np.zeros(mask.shape, bool)
         union_out = np.any(outputs, axis=0) if outputs else np.zeros(mask.shape, bool)
         assert image_iou == pytest.approx(iou(union_out, union_src))
+
+
+def test_verify_reads_each_output_masks_box_and_area_exactly():
+    """The box and pixel count verify takes from a polygon's window, or from pycocotools' RLE,
+    equal a search of the whole decoded mask: polygons inside, across and outside the image."""
+    from pycocotools import mask as mask_utils
+    from ultralytics.data.utils import polygon2mask
+
+    from mvtec2coco.verify import _polygon_mask_facts, mask_facts
+
+    rng = np.random.default_rng(3)
+    h, w = 50, 64
+    for k in range(200):
+        points = rng.uniform(-15, 80, size=(int(rng.integers(3, 9)), 2))
+        if k % 4 == 0:
+            points = points[:, :1].repeat(2, 1) * 0 + rng.uniform(-5, 70)  # collapsed to one point
+        mask = polygon2mask((h, w), [points])
+        assert _polygon_mask_facts(mask, points) == mask_facts(mask), k
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        decoded = mask_utils.decode(rle)
+        x, y, bw, bh = (int(v) for v in mask_utils.toBbox(rle))
+        assert ((x, y, bw, bh), int(mask_utils.area(rle))) == mask_facts(decoded), k
 
 
 def test_keyhole_polygons_are_exact_under_pycocotools():
@@ -335,3 +357,34 @@ def test_property_yolo_polygons_exact_truncated_and_rounded(spec):
         assert np.array_equal(fill_truncated(points, h, w), exact)
         rounded = cv2.fillPoly(np.zeros((h, w), np.uint8), [np.round(points).astype(np.int32)], 1)
         assert np.array_equal(rounded, exact)
+
+
+def test_rle_window_is_pycocotools_decode_inside_any_box():
+    """The runs of a box's columns give exactly pycocotools' decoded pixels there, for random
+    masks, single pixels, masks touching every border and boxes anywhere; counts that
+    pycocotools would not write back the same way are refused (then pycocotools decodes)."""
+    from pycocotools import mask as mask_utils
+
+    from mvtec2coco.geometry.rle_window import rle_counts, rle_window
+
+    rng = np.random.default_rng(11)
+    for k in range(300):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        mask = (rng.random((h, w)) < rng.uniform(0, 1)).astype(np.uint8)
+        if k % 3 == 0:
+            mask[:] = 0
+            mask[rng.integers(0, h), rng.integers(0, w)] = 1
+        if k % 7 == 0:
+            mask[:] = 1
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        counts = rle_counts(rle)
+        assert counts is not None and counts.sum() == h * w, k
+        decoded = mask_utils.decode(rle)
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        for x, y, bw, bh in [tuple(int(v) for v in mask_utils.toBbox(rle)),
+                             (x0, y0, int(rng.integers(0, w - x0 + 1)), int(rng.integers(0, h - y0 + 1))), (0, 0, w, h)]:
+            assert np.array_equal(rle_window(counts, h, (x, y, bw, bh)), decoded[y : y + bh, x : x + bw]), k
+    good = mask_utils.encode(np.asfortranarray(np.eye(9, dtype=np.uint8)))
+    assert rle_counts({"size": [9, 9], "counts": good["counts"].decode()}) is not None  # str counts, as JSON holds
+    for bad in (b"", b"0", good["counts"] + b"1", good["counts"][:-1] + b"\x7f", good["counts"][:-1] + b"o"):
+        assert rle_counts({"size": [9, 9], "counts": bad}) is None, bad

@@ -51,8 +51,43 @@ def test_fast_coreset_selects_the_same_points_as_the_plain_one():
 
 
 def test_nearest_distance_in_chunks_equals_brute_force():
+    from mvtec2coco.models.patchcore.model import nearest
+
     q, bank = torch.randn(300, 5), torch.randn(1000, 5)
     assert torch.allclose(nearest_distance(q, bank, chunk=7), torch.cdist(q, bank).min(dim=1).values, atol=1e-5)
+    distance, index = nearest(q, bank, chunk=7)
+    assert torch.equal(index, torch.cdist(q, bank).argmin(dim=1))
+    assert torch.allclose(distance, (q - bank[index]).norm(dim=1), atol=1e-5)
+
+
+def test_image_score_is_the_papers_reweighted_maximum():
+    """Eq. 7 of the PatchCore paper written out per image: s* the largest patch distance, m* its
+    nearest bank point, N the b nearest bank points of m* (m* first), weight 1 - exp(|p - m*|) /
+    sum over N of exp(|p - m|). A rare nearest pattern keeps more of the score than a dense one."""
+    from mvtec2coco.models.patchcore.model import PatchCoreConfig, nearest, reweighted_scores
+
+    generator = torch.Generator().manual_seed(2)
+    bank = torch.randn(200, 8, generator=generator)
+    features = torch.randn(3, 50, 8, generator=generator) * 1.5
+    dist, where = nearest(features.reshape(-1, 8), bank)
+    dist, where = dist.reshape(3, 50), where.reshape(3, 50)
+    got = reweighted_scores(features, dist, where, bank, neighbours=9)
+    for i in range(3):
+        p = int(np.argmax(dist[i].numpy()))
+        patch = features[i, p].double()
+        centre = bank[int(where[i, p])].double()
+        order = np.argsort([float((centre - m.double()).norm()) for m in bank], kind="stable")[:9]
+        ds = np.array([float((patch - bank[j].double()).norm()) for j in order])
+        expected = (1 - np.exp(ds[0]) / np.exp(ds).sum()) * float(dist[i, p])
+        assert float(got[i]) == pytest.approx(expected, rel=1e-4)
+    lone, crowd = torch.tensor([[10.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [-0.1, 0.0]])
+    bank2 = torch.cat([lone, crowd])
+    near_lone, near_crowd = torch.tensor([[[12.0, 0.0]]]), torch.tensor([[[-2.1, 0.0]]])
+    scores = [float(reweighted_scores(f, *[t.reshape(1, 1) for t in nearest(f[0], bank2)], bank2, 3)[0])
+              for f in (near_lone, near_crowd)]
+    assert scores[0] > scores[1]  # both 2 from their nearest point: the rare one scores higher
+    with pytest.raises(Exception, match="image_score"):
+        PatchCoreConfig(image_score="mean").check()
 
 
 def test_pro_by_hand():

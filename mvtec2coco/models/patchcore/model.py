@@ -1,5 +1,6 @@
 """PatchCore (Roth et al., CVPR 2022): a memory bank of locally aggregated patch features of good
-images; a patch's anomaly score is its distance to the nearest patch in the bank.
+images; a patch's anomaly score is its distance to the nearest patch in the bank, an image's the
+largest patch score reweighted by how rare its nearest normal pattern is (the paper's Eq. 7).
 
 Features come from layers 2 and 3 of a torchvision ResNet (local weights, the classifier's rules:
 ``imagenet``, a path, or ``none``), are averaged over each 3x3 neighbourhood, brought to layer 2's
@@ -24,13 +25,14 @@ from ..common.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE
 from ..common.weights import load_state_dict
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
+IMAGE_SCORES = ("reweighted", "max")
 
 
 @dataclass(frozen=True)
 class PatchCoreConfig:
     LIMITS: ClassVar[dict] = {"image_size": (32, None, True, False), "dim": AT_LEAST_ONE, "coreset_ratio": FRACTION,
                               "projection_dim": AT_LEAST_ONE, "neighbourhood": AT_LEAST_ONE, "blur_sigma": NON_NEGATIVE,
-                              "seed": NON_NEGATIVE}
+                              "num_neighbours": AT_LEAST_ONE, "seed": NON_NEGATIVE}
 
     backbone: str = "wide_resnet50_2"
     weights: str = "imagenet"  # imagenet | none | path
@@ -40,10 +42,16 @@ class PatchCoreConfig:
     projection_dim: int = 128
     neighbourhood: int = 3
     blur_sigma: float = 4.0
+    image_score: str = "reweighted"  # reweighted: the paper's Eq. 7 | max: the blurred map's maximum
+    num_neighbours: int = 9  # bank neighbours of the reweighting (the paper's b)
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        if self.image_score not in IMAGE_SCORES:
+            raise OptionError(f"model.image_score '{self.image_score}' is not one of {', '.join(IMAGE_SCORES)}")
 
 
 class FeatureExtractor(nn.Module):
@@ -138,14 +146,42 @@ def _projected(features: torch.Tensor, projection_dim: int, generator: torch.Gen
 
 def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Euclidean distance of each query to its nearest bank row, in chunks of both."""
+    return nearest(queries, bank, chunk)[0]
+
+
+def nearest(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distance, index) of each query's nearest bank row, in chunks of both (the first of equals)."""
     out = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+    where = torch.empty(len(queries), dtype=torch.long, device=queries.device)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
         best = torch.full((len(q),), float("inf"), dtype=q.dtype, device=q.device)
+        index = torch.zeros(len(q), dtype=torch.long, device=q.device)
         for b0 in range(0, len(bank), chunk * 4):
-            best = torch.minimum(best, torch.cdist(q, bank[b0 : b0 + chunk * 4]).min(dim=1).values)
+            values, at = torch.cdist(q, bank[b0 : b0 + chunk * 4]).min(dim=1)
+            closer = values < best
+            best = torch.where(closer, values, best)
+            index = torch.where(closer, at + b0, index)
         out[start : start + chunk] = best
-    return out
+        where[start : start + chunk] = index
+    return out, where
+
+
+def reweighted_scores(features: torch.Tensor, distances: torch.Tensor, indices: torch.Tensor, bank: torch.Tensor,
+                      neighbours: int) -> torch.Tensor:
+    """The PatchCore paper's image score (Eq. 7), per image: the largest patch distance s*,
+    scaled by 1 - softmax over the distances from that patch to its nearest bank point m* and to
+    m*'s ``neighbours`` - 1 nearest bank neighbours. A patch whose nearest normal pattern is rare
+    in the bank (far from the others) keeps more of its score than one in a dense cluster.
+
+    ``features`` (B, P, D), ``distances`` and ``indices`` (B, P) from ``nearest``."""
+    rows = torch.arange(len(features), device=features.device)
+    worst = distances.argmax(dim=1)
+    patch, score, centre = features[rows, worst], distances[rows, worst], bank[indices[rows, worst]]
+    k = min(neighbours, len(bank))
+    support = torch.cdist(centre, bank).topk(k, largest=False).indices  # (B, k): m* itself first
+    spread = torch.linalg.vector_norm(bank[support] - patch[:, None], dim=2)  # (B, k)
+    return (1 - torch.softmax(spread, dim=1)[:, 0]) * score
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -165,6 +201,7 @@ class PatchCore:
     """Fit on good images, then score images: anomaly maps at the input size and image scores."""
 
     def __init__(self, config: PatchCoreConfig, device: torch.device | str = "cpu"):
+        config.check()
         self.config = config
         self.device = torch.device(device)
         self.extractor = FeatureExtractor(config).to(self.device)
@@ -184,15 +221,23 @@ class PatchCore:
 
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 3, S, S) -> (anomaly maps (B, S, S), image scores (B,)): max of the blurred map."""
+        """(B, 3, S, S) -> (anomaly maps (B, S, S), image scores (B,)). The map is the patch
+        distances brought to the input size and blurred; the image score is ``reweighted_scores``
+        of the patch distances, or the blurred map's maximum (``image_score: max``)."""
         if self.bank is None:
             raise OptionError("PatchCore is not fitted")
         f = self.extractor(x.to(self.device))
         b, d, h, w = f.shape
-        dist = nearest_distance(f.permute(0, 2, 3, 1).reshape(-1, d), self.bank).reshape(b, 1, h, w)
-        maps = F.interpolate(dist, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        patches = f.permute(0, 2, 3, 1).reshape(b, h * w, d)
+        dist, where = nearest(patches.reshape(-1, d), self.bank)
+        maps = F.interpolate(dist.reshape(b, 1, h, w), size=x.shape[-2:], mode="bilinear", align_corners=False)
         maps = gaussian_blur(maps, self.config.blur_sigma)[:, 0]
-        return maps.cpu().numpy(), maps.flatten(1).max(dim=1).values.cpu().numpy()
+        if self.config.image_score == "max":
+            scores = maps.flatten(1).max(dim=1).values
+        else:
+            scores = reweighted_scores(patches, dist.reshape(b, -1), where.reshape(b, -1), self.bank,
+                                       self.config.num_neighbours)
+        return maps.cpu().numpy(), scores.cpu().numpy()
 
     def state(self) -> dict:
         """Everything scoring needs, the backbone's weights included (no weight file needed later)."""
