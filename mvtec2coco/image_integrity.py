@@ -36,10 +36,9 @@ def image_data_problem(path: str | Path) -> tuple[str | None, tuple[int, int] | 
     from PIL import Image
 
     with open(path, "rb") as fh:
-        head = fh.read(len(PNG_SIGNATURE))
-    if head == PNG_SIGNATURE:
-        problem, size, exif = png_facts(path)
-        return problem, (size if problem is None and not exif else None)
+        if fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
+            problem, size, exif = _mapped_png_facts(fh)
+            return problem, (size if problem is None and not exif else None)
     try:
         with Image.open(path) as im:
             fmt = im.format
@@ -62,10 +61,15 @@ def png_problem(path: str | Path) -> str | None:
 def png_facts(path: str | Path) -> tuple[str | None, tuple[int, int], bool]:
     """(``png_problem``, (width, height) from ``IHDR``, whether an ``eXIf`` chunk is present)."""
     with open(path, "rb") as fh:
-        try:
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # an empty file cannot be mapped
-            return "image data is corrupt (empty file)", (0, 0), False
+        return _mapped_png_facts(fh)
+
+
+def _mapped_png_facts(fh) -> tuple[str | None, tuple[int, int], bool]:
+    """``png_facts`` of an open file, memory-mapped: the CRCs read the page cache, no copy."""
+    try:
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except ValueError:  # an empty file cannot be mapped
+        return "image data is corrupt (empty file)", (0, 0), False
     with data, memoryview(data) as view:
         return walk_png(view)
 

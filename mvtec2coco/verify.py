@@ -570,6 +570,8 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
             mask = [mask[k] for k in keep] if isinstance(mask, list) else mask
             check.expected = len(source)
     check.found = len(classes)
+    if not source and not classes:  # nothing expected and nothing found, as on a good image
+        return check
     if boxes is not None:
         matrix = _box_iou_matrix([i.bbox for i in source], boxes)
     else:

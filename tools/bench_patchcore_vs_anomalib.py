@@ -3,7 +3,7 @@
 
 Same data (`synth --preset bottle`, converted once with a 0.6/0.2/0.2 split; both fit on the
 train subset's good images), same backbone (ResNet-18, random weights: no download), same layers
-(2 and 3), same image size, same coreset ratio, CPU. Each side trains (`patchcore train` /
+(2 and 3), same image size, same coreset ratio, same image score (the paper's reweighting), CPU. Each side trains (`patchcore train` /
 `anomalib train --model patchcore`) and predicts the test subset (`... predict`), and
 `mvtec2coco evaluate` scores both predictions against the same ground truth. Prints wall time and
 peak memory (largest process) of train and predict, their ratios (ours / anomalib's), and image
@@ -63,6 +63,7 @@ def main() -> None:
         ours = ["--set", "model.backbone=resnet18", "--set", "model.weights=none", "--set",
                 f"model.image_size={args.size}", "--set", f"model.coreset_ratio={args.coreset_ratio}",
                 "--set", "model.dim=384",  # anomalib keeps layer 2's 128 and layer 3's 256 channels: 384
+                "--set", "model.image_score=reweighted",  # the paper's Eq. 7, as anomalib scores images
                 "--set", f"data.split={split}", "--device", "cpu"]
         theirs = ["--arg", f"coreset_sampling_ratio={args.coreset_ratio}", "--arg", "backbone=resnet18",
                   "--arg", "pre_trained=false", "--arg", 'layers=["layer2", "layer3"]']

@@ -60,6 +60,19 @@ def test_nearest_distance_in_chunks_equals_brute_force():
     assert torch.allclose(distance, (q - bank[index]).norm(dim=1), atol=1e-5)
 
 
+def test_a_backbone_without_weights_is_the_same_network_for_the_same_seed():
+    """``weights: none`` (tests, benchmarks, CI) gives the same random backbone for one seed, so a
+    run is repeatable and two scorings of one image set compare like with like."""
+    from mvtec2coco.models.patchcore.model import FeatureExtractor, PatchCoreConfig
+
+    def weights(seed: int, elsewhere: int) -> list[torch.Tensor]:
+        torch.manual_seed(elsewhere)  # the global generator, which must not matter
+        return list(FeatureExtractor(PatchCoreConfig(backbone="resnet18", weights="none", seed=seed)).state_dict().values())
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(0, 1), weights(0, 2)))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(0, 1), weights(1, 1)))
+
+
 def test_image_score_is_the_papers_reweighted_maximum():
     """Eq. 7 of the PatchCore paper written out per image: s* the largest patch distance, m* its
     nearest bank point, N the b nearest bank points of m* (m* first), weight 1 - exp(|p - m*|) /

@@ -1,6 +1,7 @@
 """PatchCore (Roth et al., CVPR 2022): a memory bank of locally aggregated patch features of good
 images; a patch's anomaly score is its distance to the nearest patch in the bank, an image's the
-largest patch score reweighted by how rare its nearest normal pattern is (the paper's Eq. 7).
+maximum of the blurred map, or (``image_score: reweighted``) the largest patch score reweighted by
+how rare its nearest normal pattern is (the paper's Eq. 7, which anomalib implements).
 
 Features come from layers 2 and 3 of a torchvision ResNet (local weights, the classifier's rules:
 ``imagenet``, a path, or ``none``), are averaged over each 3x3 neighbourhood, brought to layer 2's
@@ -42,9 +43,9 @@ class PatchCoreConfig:
     projection_dim: int = 128
     neighbourhood: int = 3
     blur_sigma: float = 4.0
-    image_score: str = "reweighted"  # reweighted: the paper's Eq. 7 | max: the blurred map's maximum
+    image_score: str = "max"  # max: the blurred map's maximum | reweighted: the paper's Eq. 7, as anomalib scores
     num_neighbours: int = 9  # bank neighbours of the reweighting (the paper's b)
-    seed: int = 0
+    seed: int = 0  # the coreset's projection and start, and the initial weights of a backbone without weights
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +64,9 @@ class FeatureExtractor(nn.Module):
 
         if config.backbone not in BACKBONES:
             raise OptionError(f"unknown backbone '{config.backbone}'", hint=f"use one of {', '.join(BACKBONES)}")
-        net = getattr(models, config.backbone)(weights=None)
+        with torch.random.fork_rng(devices=[]):  # weights "none": the same random network for the same seed
+            torch.manual_seed(config.seed)
+            net = getattr(models, config.backbone)(weights=None)
         state = load_state_dict(config.weights, config.backbone)
         if state is not None:
             net.load_state_dict(state, strict=False)
@@ -222,8 +225,8 @@ class PatchCore:
     @torch.no_grad()
     def score(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S, S) -> (anomaly maps (B, S, S), image scores (B,)). The map is the patch
-        distances brought to the input size and blurred; the image score is ``reweighted_scores``
-        of the patch distances, or the blurred map's maximum (``image_score: max``)."""
+        distances brought to the input size and blurred; the image score is the blurred map's
+        maximum, or ``reweighted_scores`` of the patch distances (``image_score: reweighted``)."""
         if self.bank is None:
             raise OptionError("PatchCore is not fitted")
         f = self.extractor(x.to(self.device))
