@@ -17,6 +17,7 @@ import filecmp
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,12 +175,20 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
                      values.get(samples[r["sample_id"]].category) if options["classes"] == "value" else None)
                     for r in rows]
             prepared.append((fmt, folder, problems, [], jobs))
-    _check_untiled(prepared, workers, progress)
-    for fmt, folder, problems, checks, _ in prepared:
+    listings: dict[str, tuple[list[str], str | None]] = {}
+
+    def list_outputs() -> None:  # file listings and data.yaml: while the workers check the images
+        for fmt, folder, *_ in prepared:
+            listings[fmt] = (_unpaired(folder), _check_yaml(folder)) if fmt != "coco" else (_coco_unlisted(folder), None)
+
+    _check_untiled(prepared, workers, progress, list_outputs)
+    if not listings:
+        list_outputs()
+    for fmt, _folder, problems, checks, _ in prepared:
         summary = _summarize(checks, min_iou, problems)
-        summary["unpaired"] = _unpaired(folder) if fmt != "coco" else _coco_unlisted(folder)
-        if fmt != "coco":
-            summary["dataset_yaml"] = _check_yaml(folder)
+        summary["unpaired"], yaml_check = listings[fmt]
+        if yaml_check is not None:
+            summary["dataset_yaml"] = yaml_check
         summary["passed"] = (summary["missing"] == 0 and summary["extra"] == 0 and summary["low_iou"] == 0
                              and summary["class_mismatch"] == 0 and not summary["unpaired"]
                              and summary["problems_total"] == 0 and summary.get("dataset_yaml", "ok") == "ok")
@@ -415,10 +424,11 @@ class Expected:
 
 
 def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]], workers: int | None,
-                   progress: bool) -> None:
+                   progress: bool, meanwhile: Callable[[], object] | None = None) -> None:
     """Every untiled format's checks in one pass over the samples: each source mask is decoded and
     its regions found once for all formats, each output image's data checked once per file (the
-    formats of an ``--format all`` output link one file). Appends each format's checks in its order."""
+    formats of an ``--format all`` output link one file). Appends each format's checks in its order.
+    ``meanwhile`` runs in this process while the workers check (``fork_map``)."""
     groups: dict[str, list[tuple[int, tuple]]] = {}
     for k, (_, _, _, _, jobs) in enumerate(prepared):
         for job in jobs:
@@ -428,7 +438,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     formats = "+".join(p[0] for p in prepared if p[4])
     with opencv_single_threaded(), _image_checked_once():
         done = fork_map(_check_formats, list(groups.values()), workers, f"Verifying {formats}" if progress else None,
-                        initializer=keep_freed_memory)
+                        initializer=keep_freed_memory, meanwhile=meanwhile)
     for members, checks in zip(groups.values(), done):
         for (k, _), check in zip(members, checks):
             prepared[k][3].append(check)
@@ -695,6 +705,10 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
     anns = index.loadAnns(index.getAnnIds(imgIds=[image["id"]]))  # type: ignore[attr-defined]
     masks = []
     for a in anns:
+        segmentation = a.get("segmentation")
+        if isinstance(segmentation, dict) and list(segmentation.get("size", ())) != [size[1], size[0]]:
+            raise VerificationError(f"annotation {a.get('id')}: RLE size {segmentation.get('size')} is not the "
+                                    f"image's [{size[1]}, {size[0]}] (height, width)", path)
         try:
             rle = index.annToRLE(a)  # type: ignore[attr-defined]
             box = tuple(int(v) for v in mask_utils.toBbox(rle))

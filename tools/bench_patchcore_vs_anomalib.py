@@ -3,9 +3,10 @@
 
 Same data (`synth --preset bottle`, converted once with a 0.6/0.2/0.2 split; both fit on the
 train subset's good images), same backbone (ResNet-18, random weights: no download), same layers
-(2 and 3), same image size, same coreset ratio, same image score (the paper's reweighting), CPU. Each side trains (`patchcore train` /
-`anomalib train --model patchcore`) and predicts the test subset (`... predict`), and
-`mvtec2coco evaluate` scores both predictions against the same ground truth. Prints wall time and
+(2 and 3), same image size, same coreset ratio, same image score (the paper's reweighting), CPU.
+Each side trains (`patchcore train` / `anomalib train --model patchcore`) and predicts the test
+subset (`... predict`), and `mvtec2coco evaluate` scores both predictions against the same ground
+truth. Prints wall time and
 peak memory (largest process) of train and predict, their ratios (ours / anomalib's), and image
 and pixel AUROC of each. anomalib runs in its own environment (`make anomalib`, or
 MVTEC2COCO_ANOMALIB_PYTHON).

@@ -630,6 +630,11 @@ def tamper_cases() -> list[Case]:
         a = next(a for a in d["annotations"] if isinstance(a["segmentation"], list))
         a["segmentation"] = [[v + 3 for v in ring] for ring in a["segmentation"]]
 
+    def resize_rle(d: dict) -> None:  # an RLE one row taller than its image
+        a = d["annotations"][0]
+        image = next(i for i in d["images"] if i["id"] == a["image_id"])
+        a["segmentation"] = {"size": [image["height"] + 1, image["width"]], "counts": "0"}
+
     coco: list[tuple[str, Callable[[Path], None], str, tuple[str, ...]]] = [
         ("coco-bbox-changed", edit_coco(ann0("bbox", lambda b: [b[0], b[1], b[2] + 1, b[3]])), "bbox", ()),
         ("coco-area-changed", edit_coco(ann0("area", lambda a: a + 1)), "area", ()),
@@ -650,6 +655,7 @@ def tamper_cases() -> list[Case]:
         ("coco-file-deleted", lambda out: (out / "annotations/instances_test.json").unlink(), "missing", ()),
         ("coco-segmentation-garbage", edit_coco(ann0("segmentation", lambda s: {"counts": "??", "size": [1, 1]})),
          "instance", ()),
+        ("coco-rle-size-changed", edit_coco(resize_rle), "RLE size", ()),
         ("coco-image-swapped", swap_image, "not the source image", ()),
         ("coco-image-deleted", lambda out: next((out / "images" / "test").rglob("*.png")).unlink(), "missing", ()),
         ("coco-extra-image", lambda out: shutil.copyfile(next((out / "images" / "test").rglob("*.png")),
