@@ -1,5 +1,5 @@
 """``python -m mvtec2coco``."""
 
-from .cli import main
+from .cli import run
 
-main()
+run()
