@@ -206,6 +206,24 @@ def labelled_by_masks(root: Path, category: str, folder: Path, split: str, suffi
     return samples, set(masks.values()), used
 
 
+def read_labelled_by_masks(root: Path, category_dir: Path, parts: list[tuple[Path, str, str]], suffix: str,
+                           mask_ext: str, defect: str) -> list[Sample]:
+    """A category whose images are labelled by their masks alone: ``labelled_by_masks`` of each
+    (folder, split, group) in ``parts``; masks no image claims are problems, and a category
+    without samples an error."""
+    samples: list[Sample] = []
+    every: set[Path] = set()
+    used: set[Path] = set()
+    for folder, split, group in parts:
+        found, masks, claimed = labelled_by_masks(root, category_dir.name, folder, split, suffix, mask_ext, defect, group)
+        samples += found
+        every |= masks
+        used |= claimed
+    orphan_masks(every, used)
+    require_samples(samples, category_dir)
+    return samples
+
+
 def mask_shows_defect(mask: Path) -> bool | None:
     """Whether ``mask`` holds any defect pixel: for layouts whose only label is the mask itself
     (KolektorSDD, KSDD2), where a reader has to decode it. None when it cannot be read (a

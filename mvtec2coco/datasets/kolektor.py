@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from ..records import Sample
-from .common import labelled_by_masks, orphan_masks, require_samples, subdirs
+from .common import read_labelled_by_masks, subdirs
 
 NAME = "kolektor"
 DEFECT = "defect"
@@ -31,17 +31,5 @@ def is_category(folder: Path) -> bool:
 
 
 def read_category(root: Path, category_dir: Path) -> list[Sample]:
-    category = category_dir.name
-    samples: list[Sample] = []
-    used: set[Path] = set()
-    all_masks: set[Path] = set()
-    for part_dir in subdirs(category_dir):
-        if FOLDER.match(part_dir.name):
-            found, masks, claimed = labelled_by_masks(root, category, part_dir, "all", LABEL_SUFFIX, ".bmp", DEFECT,
-                                                      f"{category}/{part_dir.name}")
-            samples += found
-            all_masks |= masks
-            used |= claimed
-    orphan_masks(all_masks, used)
-    require_samples(samples, category_dir)
-    return samples
+    parts = [(d, "all", f"{category_dir.name}/{d.name}") for d in subdirs(category_dir) if FOLDER.match(d.name)]
+    return read_labelled_by_masks(root, category_dir, parts, LABEL_SUFFIX, ".bmp", DEFECT)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import Sample
-from .common import labelled_by_masks, orphan_masks, require_samples
+from .common import read_labelled_by_masks
 
 NAME = "ksdd2"
 DEFECT = "defect"
@@ -34,15 +34,5 @@ def is_category(folder: Path) -> bool:
 
 
 def read_category(root: Path, category_dir: Path) -> list[Sample]:
-    category = category_dir.name
-    samples: list[Sample] = []
-    used: set[Path] = set()
-    all_masks: set[Path] = set()
-    for split in SPLITS:
-        found, masks, claimed = labelled_by_masks(root, category, category_dir / split, split, GT_SUFFIX, ".png", DEFECT)
-        samples += found
-        all_masks |= masks
-        used |= claimed
-    orphan_masks(all_masks, used)
-    require_samples(samples, category_dir)
-    return samples
+    parts = [(category_dir / split, split, "") for split in SPLITS]
+    return read_labelled_by_masks(root, category_dir, parts, GT_SUFFIX, ".png", DEFECT)
