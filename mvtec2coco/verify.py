@@ -127,7 +127,9 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     quiet_offline_ultralytics()
     import ultralytics.data.utils  # noqa: F401 - once here, not once in every forked worker
 
-    _COCO_FILES.clear()
+    _COCO_FILES.clear()  # nothing read by an earlier call in this process is trusted: files may have changed
+    _SEEN.clear()
+    _PNG_CHECKED.clear()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
     listed: dict[tuple, dict[str, Sample]] = {}  # an --format all output lists one dataset once, not per format
@@ -689,8 +691,7 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
     counts cannot be read back exactly is decoded by pycocotools itself."""
     from pycocotools import mask as mask_utils
 
-    path = _COCO_PATHS.get((folder, subset)) or _COCO_PATHS.setdefault((folder, subset),
-                                                                      str(coco.subset_path(Path(folder), subset)))
+    path = str(coco.subset_path(Path(folder), subset))
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(Path(folder), {subset}, [], [])
         if path not in _COCO_FILES:
@@ -721,9 +722,6 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
                                     f"({type(exc).__name__})", path) from exc
         masks.append(OutputMask(window, box, area))
     return anns, masks, image
-
-
-_COCO_PATHS: dict[tuple[str, str], str] = {}  # (output folder, subset) -> its COCO file's path
 
 
 def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int,

@@ -381,6 +381,25 @@ def test_verify_catches_a_broken_output(converted_all, tmp_path):
     assert not report["passed"]
 
 
+def test_verify_twice_in_one_process_reads_the_images_again(tiny_mvtec, tmp_path):
+    """Library use: an image damaged in place between two ``verify`` calls of one process (same
+    file, same inode) is found by the second; nothing from the first call is trusted."""
+    import shutil
+
+    data, out = tmp_path / "data", tmp_path / "o"
+    shutil.copytree(tiny_mvtec, data)  # linked images: damaging one damages this copy's source
+    convert(load_dataset(data), out, ConvertOptions(formats=("coco",), workers=1))
+    assert verify(out, workers=1)["passed"]
+    path = next((out / "images").rglob("*.png"))
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"IDAT") + 12] ^= 0xFF
+    with open(path, "r+b") as fh:  # in place: the inode stays
+        fh.write(bytes(raw))
+    result = verify(out, workers=1)
+    assert not result["passed"]
+    assert any("image data is corrupt" in p for p in result["formats"]["coco"]["problems"])
+
+
 @pytest.mark.slow
 def test_ctrl_c_leaves_no_partial_output(bottle, tmp_path):
     """Interrupt a real conversion once its staging folder exists: nothing may remain."""
