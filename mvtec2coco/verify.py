@@ -1,6 +1,6 @@
 """Read converted outputs back with the consumers' own code and compare them with the source masks.
 
-COCO files are loaded with pycocotools (``COCO``, ``annToMask``); YOLO folders with ultralytics
+COCO files are loaded with pycocotools (``COCO``, ``annToRLE``, ``toBbox``, ``area``); YOLO folders with ultralytics
 (``check_det_dataset``, ``verify_image_label``, ``polygon2mask``, ``img2label_paths``). Each
 output instance is matched to a source region (8-connected, as in conversion) by IoU: mask IoU
 for polygons and COCO, box IoU for YOLO boxes. Conversion is trusted only when every instance
