@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
@@ -179,9 +179,11 @@ def test_property_rle_exact_and_areas_sum(spec):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masks_strategy)
+@example((5, 15, 0.78125, 14976437))  # 62 pixels, 5 holes: one bridge pixel is IoU 0.984
 def test_property_polygons_reproduce_pixels(spec):
     """Documented bounds: COCO polygons IoU 1.0 (exact outline), YOLO polygons IoU 1.0 without
-    holes and >= 0.99 with holes (keyhole bridges may touch a background pixel)."""
+    holes; with holes no defect pixel lost and at most one background pixel gained per hole (a
+    keyhole bridge may touch one)."""
     m = random_mask(spec)
     h, w = m.shape
     for inst in instances(m):
@@ -192,7 +194,9 @@ def test_property_polygons_reproduce_pixels(spec):
             assert iou(polygon_to_mask(inst.coco_polygons(), h, w), exact) == 1.0
             assert iou(yolo_raster(inst, h, w), exact) == 1.0
         else:
-            assert iou(yolo_raster(inst, h, w), exact) >= 0.99 or inst.area < 30
+            drawn = yolo_raster(inst, h, w).astype(bool)
+            assert not (exact.astype(bool) & ~drawn).any()
+            assert int((drawn & ~exact.astype(bool)).sum()) <= len(inst.holes)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
