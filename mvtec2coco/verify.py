@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import functools
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -124,9 +126,7 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     """
     if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
         raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
-    quiet_offline_ultralytics()
-    import ultralytics.data.utils  # noqa: F401 - once here, not once in every forked worker
-
+    quiet_offline_ultralytics()  # imported only when a YOLO output is read: while the workers check, or here for tiles
     _COCO_FILES.clear()  # nothing read by an earlier call in this process is trusted: files may have changed
     _SEEN.clear()
     _PNG_CHECKED.clear()
@@ -168,6 +168,8 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
         else:
             names = _yolo_names(folder, expected, problems)
         if "tiling" in report:
+            if fmt != "coco":
+                import ultralytics.data.utils  # noqa: F401 - once here, not once in every forked worker
             with opencv_single_threaded():
                 checks = _verify_tiles(fmt, folder, samples, rows, options, names, report["tiling"], workers, progress,
                                        problems)
@@ -179,7 +181,9 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             prepared.append((fmt, folder, problems, [], jobs))
     listings: dict[str, tuple[list[str], str | None]] = {}
 
-    def list_outputs() -> None:  # file listings and data.yaml: while the workers check the images
+    def list_outputs() -> None:  # ultralytics' import, file listings and data.yaml: while the workers check the images
+        if any(fmt != "coco" for fmt, *_ in prepared):
+            import ultralytics.data.utils  # noqa: F401 - once here, before the workers that read YOLO labels fork
         for fmt, folder, *_ in prepared:
             listings[fmt] = (_unpaired(folder), _check_yaml(folder)) if fmt != "coco" else (_coco_unlisted(folder), None)
 
@@ -310,7 +314,7 @@ def _source_instances(sample: Sample, options: dict, names: list[str],
     layers = sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file)
     label = class_name(sample, options["classes"])
     found, masks, labels = [], [], []
-    for layer, regions in zip(layers, instances_of_masks(layer.mask for layer in layers)):
+    for layer, regions in zip(layers, instances_of_masks((layer.mask for layer in layers), rle=False)):
         if layer.class_id == UNMAPPED:
             continue
         for region in regions:
@@ -416,66 +420,111 @@ class Expected:
     name: str  # inside images/<subset>/
     size: tuple[int, int]  # width, height
     source: list[Instance]
-    mask: np.ndarray | list[np.ndarray] | None  # what ``source`` was cut from (``source_crops``)
+    mask: np.ndarray | list[np.ndarray] | None  # what ``source`` was cut from (``source_crops``), unless ``crops`` is given
     label: str | None  # the class of every region ...
     image_problem: str | None
     data_broken: bool
     coco_fields: dict = field(default_factory=dict)  # what the COCO image record must hold besides its size
     truncated: list[bool] | None = None  # per source region of a tile: the tile's border cuts it
     labels: list[str] | None = None  # ... unless each region has its own (``--classes value``)
+    crops: list[np.ndarray] | None = None  # ``source_crops`` of ``source``, when already cut
+
+
+class _ImageJob(NamedTuple):
+    """One output image's check as the first pass prepares it: ``_check_image``'s arguments."""
+
+    fmt: str
+    folder: str
+    subset: str
+    expected: Expected
+    names: list[str]
 
 
 def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]], workers: int | None,
                    progress: bool, meanwhile: Callable[[], object] | None = None) -> None:
-    """Every untiled format's checks in one pass over the samples: each source mask is decoded and
-    its regions found once for all formats, each output image's data checked once per file (the
-    formats of an ``--format all`` output link one file). Appends each format's checks in its order.
-    ``meanwhile`` runs in this process while the workers check (``fork_map``)."""
+    """Every untiled format's checks, in two passes over the samples; appends each format's checks
+    in its order.
+
+    The first (``_check_sources``) decodes each source mask and finds its regions once for all
+    formats, checks each output image's data once per file (the formats of an ``--format all``
+    output link one file) and reads every COCO image. ``meanwhile`` runs in this process during it
+    (``fork_map``) and imports ultralytics, which imports torch: that second no longer holds back
+    the workers. The second pass, forked after the import, reads the YOLO labels with ultralytics
+    against the regions the first pass found."""
     groups: dict[str, list[tuple[int, tuple]]] = {}
     for k, (_, _, _, _, jobs) in enumerate(prepared):
         for job in jobs:
             groups.setdefault(job[2].id, []).append((k, job))
     if not groups:
         return
-    formats = "+".join(p[0] for p in prepared if p[4])
+    formats = [p[0] for p in prepared if p[4]]
+    with opencv_single_threaded():
+        first = fork_map(_check_sources, list(groups.values()), workers,
+                         f"Verifying sources, images{', coco' if 'coco' in formats else ''}" if progress else None,
+                         initializer=keep_freed_memory, meanwhile=meanwhile)
+    slots: list[tuple[int, int]] = []
+    later: list[_ImageJob] = []
+    for members, (results, intact_pngs) in zip(groups.values(), first):
+        _PNG_CHECKED.update(intact_pngs)
+        for (k, _), result in zip(members, results):
+            prepared[k][3].append(result if isinstance(result, ImageCheck) else None)
+            if not isinstance(result, ImageCheck):
+                slots.append((k, len(prepared[k][3]) - 1))
+                later.append(result)
+    if not later:
+        return
+    yolo = "+".join(f for f in formats if f != "coco")
     with opencv_single_threaded(), _image_checked_once():
-        done = fork_map(_check_formats, list(groups.values()), workers, f"Verifying {formats}" if progress else None,
-                        initializer=keep_freed_memory, meanwhile=meanwhile)
-    for members, checks in zip(groups.values(), done):
-        for (k, _), check in zip(members, checks):
-            prepared[k][3].append(check)
+        second = fork_map(_check_later, later, workers, f"Verifying {yolo}" if progress else None,
+                          initializer=keep_freed_memory)
+    for (k, at), check in zip(slots, second):
+        prepared[k][3][at] = check
 
 
-def _check_formats(members: list[tuple[int, tuple]]) -> list[ImageCheck]:
-    """One sample in every format that lists it; its source regions found once per way of reading
-    them, its source image looked up once."""
+def _check_later(job: _ImageJob) -> ImageCheck:
+    return _check_image(*job)
+
+
+def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | _ImageJob], dict]:
+    """One sample in every format that lists it: its source regions found (and cut out) once per
+    way of reading them, its source image looked up once, each output image's data checked, the
+    COCO formats checked. Returns the COCO checks and the YOLO checks still to run, in the order of
+    ``members``, and the size of each output PNG found intact, by (device, inode)."""
     found: dict[tuple, tuple] = {}
-    checks = []
+    results: list[ImageCheck | _ImageJob] = []
+    intact: dict[tuple[int, int], tuple[int, int]] = {}
     source = str(members[0][1][2].image)
     try:
         source_stat: os.stat_result | OSError = os.stat(source)
     except OSError as exc:
         source_stat = exc
+    masked = any(args[0] != "yolo" for _, args in members)  # only box outputs need no crops
     for _, args in members:
         _, _, sample, _, options, names, values = args
         key = (options["classes"], options["min_area"], options.get("merge_masks", True), tuple(names),
                tuple(sorted(values.items())) if values else None)
         if key not in found:
-            found[key] = _source_instances(sample, options, names, values)
-        checks.append(_check_one(args, found[key], source_stat))
-    return checks
+            regions, masks, labels = _source_instances(sample, options, names, values)
+            found[key] = (regions, source_crops(regions, masks) if masked else None, labels)
+        job, image = _prepare_one(args, found[key], source_stat)
+        if image in _PNG_CHECKED:
+            intact[image] = _PNG_CHECKED[image]
+        results.append(_check_image(*job) if job.fmt == "coco" else job)
+    return results, intact
 
 
-def _check_one(args, source_regions: tuple, source_stat: os.stat_result | OSError) -> ImageCheck:
+def _prepare_one(args, source_regions: tuple,
+                 source_stat: os.stat_result | OSError) -> tuple[_ImageJob, tuple[int, int] | None]:
+    """The check of one sample in one format, its output image checked; and that image's (device, inode)."""
     fmt, folder, sample, subset, options, names, values = args
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-    source, masks, labels = source_regions
-    problem, data_broken = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
-                                          source_stat, options.get("images", "link"))
+    source, crops, labels = source_regions
+    problem, data_broken, image = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
+                                                 source_stat, options.get("images", "link"))
     fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
-    expected = Expected(name, (sample.width, sample.height), source, masks, class_name(sample, options["classes"]),
-                        problem, data_broken, fields, labels=labels)
-    return _check_image(fmt, folder, subset, expected, names)
+    expected = Expected(name, (sample.width, sample.height), source, None, class_name(sample, options["classes"]),
+                        problem, data_broken, fields, labels=labels, crops=crops)
+    return _ImageJob(fmt, folder, subset, expected, names), image
 
 
 def _check_tiles(args) -> list[ImageCheck]:
@@ -550,7 +599,7 @@ def _tile_image_problem(path: Path, pixels: np.ndarray | None) -> str | None:
 
 def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, names: list[str]) -> ImageCheck:
     """One output image against what it must hold, read with the consumers' own code."""
-    source, mask, name = expected.source, expected.mask, expected.name
+    source, mask, crops, name = expected.source, expected.mask, expected.crops, expected.name
     check = ImageCheck(f"{subset}/{name}")
     expected_class = expected.label
     check.expected = len(source)
@@ -574,12 +623,14 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
         return check
     wanted = expected.labels if expected.labels is not None else [expected_class] * len(source)
     if fmt != "coco" and len(source) > 1:  # a YOLO file holds one row per distinct (class, box or outline)
-        keys = [(w, i.bbox) if fmt == "yolo" else (w, i.rle["counts"]) for w, i in zip(wanted, source)]
+        keys = [(w, i.bbox) if fmt == "yolo" else (w, i.outer.tobytes(), *(h.tobytes() for h in i.holes))
+                for w, i in zip(wanted, source)]  # the exact outline: the same pixels
         seen: dict = {}
         keep = [k for k, key in enumerate(keys) if seen.setdefault(key, k) == k]
         if len(keep) < len(source):
             source, wanted = [source[k] for k in keep], [wanted[k] for k in keep]
             mask = [mask[k] for k in keep] if isinstance(mask, list) else mask
+            crops = [crops[k] for k in keep] if crops is not None else None
             check.expected = len(source)
     check.found = len(classes)
     if not source and not classes:  # nothing expected and nothing found, as on a good image
@@ -587,7 +638,7 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
     if boxes is not None:
         matrix = _box_iou_matrix([i.bbox for i in source], boxes)
     else:
-        matrix, check.image_iou = mask_ious(source, source_crops(source, mask), masks)
+        matrix, check.image_iou = mask_ious(source, crops if crops is not None else source_crops(source, mask), masks)
     same = np.array([[w == c for c in classes] for w in wanted], bool).reshape(matrix.shape)
     pairs = [(r, c, float(matrix[r, c])) for r, c, _ in _match(matrix + same * (matrix > 0))]  # same class first
     check.class_mismatch = sum(wanted[r] != classes[c] for r, c, _ in pairs) + \
@@ -621,27 +672,28 @@ _SEEN: dict[tuple[int, int], str | None] = {}  # (device, inode) -> problem of t
 
 
 def _image_problem(output: str, source: str, source_stat: os.stat_result | OSError,
-                   mode: str) -> tuple[str | None, bool]:
-    """(problem, data broken): whether the output image is the source image (same file for links,
-    same bytes for copies) and its data intact (checked once per file and process)."""
+                   mode: str) -> tuple[str | None, bool, tuple[int, int] | None]:
+    """(problem, data broken, the output's (device, inode) if its data was checked): whether the
+    output image is the source image (same file for links, same bytes for copies) and its data
+    intact (checked once per file and process)."""
     try:
         if isinstance(source_stat, OSError):
             raise source_stat
         out_stat = os.stat(output)
     except FileNotFoundError:
-        return f"image file is missing ({output})", True
+        return f"image file is missing ({output})", True, None
     except OSError as exc:
-        return f"image file cannot be read ({exc.strerror})", True
+        return f"image file cannot be read ({exc.strerror})", True, None
     same_file = (out_stat.st_dev, out_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino)
     if not same_file:
         if mode == "symlink" or (mode == "link" and out_stat.st_dev == source_stat.st_dev):
-            return f"image is not the source image {source} (not the same file)", False
+            return f"image is not the source image {source} (not the same file)", False, None
         if out_stat.st_size != source_stat.st_size or not filecmp.cmp(output, source, shallow=False):
-            return f"image differs from the source image {source}", False
+            return f"image differs from the source image {source}", False, None
     key = (out_stat.st_dev, out_stat.st_ino)
     if key not in _SEEN:
         _SEEN[key] = _image_data_problem(output, key)
-    return _SEEN[key], _SEEN[key] is not None
+    return _SEEN[key], _SEEN[key] is not None, key
 
 
 def _image_data_problem(path: str, key: tuple[int, int]) -> str | None:
@@ -683,6 +735,11 @@ def _image_checked_once():
         consumer.check_image = original
 
 
+@functools.lru_cache(maxsize=64)
+def _coco_path(folder: str, subset: str) -> str:
+    return str(coco.subset_path(Path(folder), subset))
+
+
 def _coco_instances(folder: str, subset: str, size: tuple[int, int],
                     name: str) -> tuple[list[dict], list[OutputMask], dict]:
     """(annotations, their masks, the image record). Each mask is pycocotools' RLE of the
@@ -691,7 +748,7 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
     counts cannot be read back exactly is decoded by pycocotools itself."""
     from pycocotools import mask as mask_utils
 
-    path = str(coco.subset_path(Path(folder), subset))
+    path = _coco_path(folder, subset)
     if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(Path(folder), {subset}, [], [])
         if path not in _COCO_FILES:
@@ -724,6 +781,9 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
     return anns, masks, image
 
 
+_DUPLICATES_DROPPED = re.compile(r": (\d+) duplicate labels removed$")  # verify_image_label's message when it drops rows
+
+
 def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, fmt: str, classes: int,
                     image_ok: bool) -> tuple[list[int], list[OutputMask], list[tuple] | None]:
     """(class ids, masks, boxes) of one label file as ultralytics reads it: boxes for ``yolo``,
@@ -732,19 +792,19 @@ def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, 
 
     image = os.path.join(folder, "images", subset, name)
     label = img2label_paths([image])[0]
-    try:
-        with open(label, encoding="utf-8-sig") as fh:
-            rows = [line for line in fh.read().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise VerificationError("label file is missing", label) from None
     if not image_ok:  # ultralytics would rewrite a JPEG without its end marker: read the labels only
+        if not os.path.isfile(label):
+            raise VerificationError("label file is missing", label)
         raise VerificationError("labels not checked: the image itself is broken", label)
-    im_file, lb, shape, segments, _kp, _nm, _nf, _ne, nc, msg = verify_image_label(
+    im_file, lb, shape, segments, _kp, missing, _nf, _ne, nc, msg = verify_image_label(
         (image, label, "", False, max(classes, 1), 0, 0, False))
+    if missing:
+        raise VerificationError("label file is missing", label)
     if nc or lb is None:
         raise VerificationError(f"ultralytics rejected the label: {msg}", label)
-    if len(lb) != len(rows):
-        raise VerificationError(f"{len(rows) - len(lb)} duplicate row(s) (ultralytics drops them)", label)
+    dropped = _DUPLICATES_DROPPED.search(msg)
+    if dropped:
+        raise VerificationError(f"{dropped[1]} duplicate row(s) (ultralytics drops them)", label)
     h, w = shape
     if (w, h) != size:
         raise VerificationError(f"ultralytics reads the image as {w}x{h}", image)
@@ -860,11 +920,17 @@ def _coco_unlisted(folder: Path) -> list[str]:
 
 
 def _check_yaml(folder: Path) -> str:
-    """ultralytics' own dataset check on ``data.yaml`` (no download is attempted)."""
-    from ultralytics.data.utils import check_det_dataset
+    """ultralytics' own dataset check on ``data.yaml`` (no download is attempted). Its last step,
+    ``check_font``, finds or fetches a font for plotting, which says nothing about the data and
+    cost more than the check itself (it imports matplotlib and requests): it is skipped here."""
+    import ultralytics.data.utils as consumer
 
+    original = consumer.check_font
+    consumer.check_font = lambda *_args, **_kwargs: None
     try:
-        check_det_dataset(str(folder / "data.yaml"), autodownload=False)
+        consumer.check_det_dataset(str(folder / "data.yaml"), autodownload=False)
     except Exception as exc:  # ultralytics raises several types here
         return f"check_det_dataset failed: {exc}"
+    finally:
+        consumer.check_font = original
     return "ok"

@@ -474,3 +474,66 @@ def test_png_check_agrees_with_pil_on_every_kind_of_damage(tiny_mvtec, tmp_path)
     for cut in (len(data) - 1, len(data) - 12, len(data) // 2, 20):
         path.write_bytes(data[:cut])
         assert png_problem(path) is not None
+
+
+def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
+    """ultralytics (and torch with it) is imported only to read YOLO outputs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mvtec2coco.verify import verify; r = verify(sys.argv[1], workers=2); "
+            "print(r['passed'], 'ultralytics' in sys.modules, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(converted_all / "coco")], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["True", "False", "False"]
+
+
+def test_yolo_pass_trusts_only_the_pngs_the_first_pass_found_intact(converted_all, monkeypatch):
+    """The YOLO labels are read in a second pass of workers, forked after the first has checked
+    every image: ultralytics' own full image check is replaced by the header size of each PNG
+    the first pass found intact, so with that check broken, an intact output still passes; and a
+    damaged image still fails (found by the first pass, whatever the second does)."""
+    import ultralytics.data.utils as consumer
+
+    def broken(_path):
+        raise AssertionError("ultralytics' full image check ran")
+
+    monkeypatch.setattr(consumer, "check_image", broken)
+    result = verify(converted_all, workers=2)  # 34 samples: above fork_map's pool threshold
+    assert result["passed"], result["formats"]["yolo"]["problems"][:3]
+    assert result["formats"]["yolo-seg"]["images"] == 34
+
+
+def test_verify_without_rle_regions_finds_the_same_instances():
+    """verify finds source regions without their RLE: boxes, areas and outlines equal those of the
+    conversion's own regions, on random masks with holes and islands."""
+    from mvtec2coco.geometry.masks import instances_of_masks
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        masks = [(rng.random((int(rng.integers(3, 50)), int(rng.integers(3, 50)))) < rng.uniform(0.1, 0.8))
+                 .astype(np.uint8) for _ in range(3)]
+        full, lean = instances_of_masks(masks), instances_of_masks(masks, rle=False)
+        for a, b in zip(full, lean):
+            assert [(i.bbox, i.area, i.hole_pixels) for i in a] == [(i.bbox, i.area, i.hole_pixels) for i in b]
+            assert all(np.array_equal(i.outer, j.outer) for i, j in zip(a, b))
+            assert all(j.rle is None for j in b)
+
+
+def test_data_yaml_check_skips_only_the_plotting_font(converted_all, monkeypatch, tmp_path):
+    """ultralytics' check_det_dataset still judges data.yaml; its font lookup for plots does not
+    run (it imports matplotlib and requests) and is put back afterwards."""
+    import shutil
+
+    import ultralytics.data.utils as consumer
+
+    def font(*_args, **_kwargs):
+        raise AssertionError("check_font ran")
+
+    monkeypatch.setattr(consumer, "check_font", font)
+    assert verify(converted_all / "yolo", workers=1)["formats"]["yolo"]["dataset_yaml"] == "ok"
+    assert consumer.check_font is font
+    broken = tmp_path / "yolo"
+    shutil.copytree(converted_all / "yolo", broken, symlinks=True)
+    (broken / "data.yaml").write_text((broken / "data.yaml").read_text().replace("val:", "vall:"))
+    assert verify(broken, workers=1)["formats"]["yolo"]["dataset_yaml"].startswith("check_det_dataset failed")
