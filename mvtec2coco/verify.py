@@ -30,6 +30,7 @@ import numpy as np
 
 from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
+from .datasets.common import with_size
 from .datasets.imageio import load_mask, opencv_single_threaded
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
@@ -142,7 +143,7 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             raise VerificationError("source dataset not found", root, "pass --dataset with its new location")
         key = (root, report["dataset"]["layout"], tuple(report["dataset"]["categories"]))
         if key not in listed:
-            dataset_read = load_dataset(root, key[1], list(key[2]))
+            dataset_read = load_dataset(root, key[1], list(key[2]), sizes=False)  # the workers read the headers
             listed[key] = {s.id: s for s in dataset_read.samples}
             value_maps[key] = (dataset_read.value_maps, dataset_read.value_map_problems)
         samples = listed[key]
@@ -368,6 +369,13 @@ def _polygon_mask_facts(mask: np.ndarray, points: np.ndarray) -> tuple[tuple[int
     return mask_facts(mask)
 
 
+class Region(NamedTuple):
+    """What matching needs of a source region: its box (x, y, w, h) and pixel count."""
+
+    bbox: tuple[int, int, int, int]
+    area: int
+
+
 class OutputMask(NamedTuple):
     """One output instance's mask as a consumer reads it: its pixels inside its box, the box
     (x, y, w, h) and its pixel count."""
@@ -384,7 +392,8 @@ class OutputMask(NamedTuple):
         return cls(mask[y : y + h, x : x + w], box, area)
 
 
-def mask_ious(found: list[Instance], crops: list[np.ndarray], outputs: list[OutputMask]) -> tuple[np.ndarray, float]:
+def mask_ious(found: list[Instance] | list[Region], crops: list[np.ndarray],
+              outputs: list[OutputMask]) -> tuple[np.ndarray, float]:
     """IoU of every source region (``found``, ``source_crops``) with every output mask, and the
     IoU of their unions. Only box overlaps are compared: full-image operations per pair made
     verification take far longer than conversion."""
@@ -419,7 +428,7 @@ class Expected:
 
     name: str  # inside images/<subset>/
     size: tuple[int, int]  # width, height
-    source: list[Instance]
+    source: list[Instance] | list[Region]  # Instances where ``crops`` must be cut from ``mask``
     mask: np.ndarray | list[np.ndarray] | None  # what ``source`` was cut from (``source_crops``), unless ``crops`` is given
     label: str | None  # the class of every region ...
     image_problem: str | None
@@ -430,14 +439,21 @@ class Expected:
     crops: list[np.ndarray] | None = None  # ``source_crops`` of ``source``, when already cut
 
 
-class _ImageJob(NamedTuple):
-    """One output image's check as the first pass prepares it: ``_check_image``'s arguments."""
+class _Source(NamedTuple):
+    """A sample's source regions for one way of reading them, as the first pass sends them on."""
 
-    fmt: str
-    folder: str
-    subset: str
-    expected: Expected
-    names: list[str]
+    regions: list[Region]
+    crops: list[np.ndarray] | None  # ``source_crops``; None where only boxes are compared
+    labels: list[str]
+
+
+class _Later(NamedTuple):
+    """A YOLO image's check as the first pass leaves it: its image checked, its regions found."""
+
+    size: tuple[int, int]  # of the source image, read by the first pass
+    image_problem: str | None
+    data_broken: bool
+    source: int  # index into the sample's ``_Source`` list
 
 
 def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]], workers: int | None,
@@ -450,7 +466,8 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     output link one file) and reads every COCO image. ``meanwhile`` runs in this process during it
     (``fork_map``) and imports ultralytics, which imports torch: that second no longer holds back
     the workers. The second pass, forked after the import, reads the YOLO labels with ultralytics
-    against the regions the first pass found."""
+    against the regions the first pass found. What the first sends back is kept small (boxes,
+    areas, crops; no outlines, no per-image objects): the main process unpickles it alone."""
     groups: dict[str, list[tuple[int, tuple]]] = {}
     for k, (_, _, _, _, jobs) in enumerate(prepared):
         for job in jobs:
@@ -463,14 +480,14 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
                          f"Verifying sources, images{', coco' if 'coco' in formats else ''}" if progress else None,
                          initializer=keep_freed_memory, meanwhile=meanwhile)
     slots: list[tuple[int, int]] = []
-    later: list[_ImageJob] = []
-    for members, (results, intact_pngs) in zip(groups.values(), first):
+    later: list[tuple[tuple, _Later, _Source]] = []
+    for members, (results, sources, intact_pngs) in zip(groups.values(), first):
         _PNG_CHECKED.update(intact_pngs)
-        for (k, _), result in zip(members, results):
+        for (k, args), result in zip(members, results):
             prepared[k][3].append(result if isinstance(result, ImageCheck) else None)
             if not isinstance(result, ImageCheck):
                 slots.append((k, len(prepared[k][3]) - 1))
-                later.append(result)
+                later.append((args, result, sources[result.source]))
     if not later:
         return
     yolo = "+".join(f for f in formats if f != "coco")
@@ -481,50 +498,59 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
         prepared[k][3][at] = check
 
 
-def _check_later(job: _ImageJob) -> ImageCheck:
-    return _check_image(*job)
+def _check_later(job: tuple[tuple, _Later, _Source]) -> ImageCheck:
+    args, done, source = job
+    fmt, folder, sample, subset, options, names, _values = args
+    return _check_image(fmt, folder, subset, _expected(sample, options, done.size, source, done.image_problem,
+                                                       done.data_broken), names)
 
 
-def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | _ImageJob], dict]:
+def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | _Later], list[_Source], dict]:
     """One sample in every format that lists it: its source regions found (and cut out) once per
     way of reading them, its source image looked up once, each output image's data checked, the
     COCO formats checked. Returns the COCO checks and the YOLO checks still to run, in the order of
-    ``members``, and the size of each output PNG found intact, by (device, inode)."""
-    found: dict[tuple, tuple] = {}
-    results: list[ImageCheck | _ImageJob] = []
+    ``members``; the sources they refer to; and the size of each output PNG found intact, by
+    (device, inode)."""
+    found: dict[tuple, int] = {}
+    sources: list[_Source] = []
+    results: list[ImageCheck | _Later] = []
     intact: dict[tuple[int, int], tuple[int, int]] = {}
-    source = str(members[0][1][2].image)
+    sample = with_size(members[0][1][2])
+    size = (sample.width, sample.height)
     try:
-        source_stat: os.stat_result | OSError = os.stat(source)
+        source_stat: os.stat_result | OSError = os.stat(sample.image)
     except OSError as exc:
         source_stat = exc
     masked = any(args[0] != "yolo" for _, args in members)  # only box outputs need no crops
     for _, args in members:
-        _, _, sample, _, options, names, values = args
+        fmt, folder, _, subset, options, names, values = args
         key = (options["classes"], options["min_area"], options.get("merge_masks", True), tuple(names),
                tuple(sorted(values.items())) if values else None)
         if key not in found:
             regions, masks, labels = _source_instances(sample, options, names, values)
-            found[key] = (regions, source_crops(regions, masks) if masked else None, labels)
-        job, image = _prepare_one(args, found[key], source_stat)
+            found[key] = len(sources)
+            sources.append(_Source([Region(r.bbox, r.area) for r in regions],
+                                   source_crops(regions, masks) if masked else None, labels))
+        name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
+        problem, data_broken, image = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
+                                                     source_stat, options.get("images", "link"))
         if image in _PNG_CHECKED:
             intact[image] = _PNG_CHECKED[image]
-        results.append(_check_image(*job) if job.fmt == "coco" else job)
-    return results, intact
+        if fmt == "coco":
+            results.append(_check_image(fmt, folder, subset, _expected(sample, options, size, sources[found[key]],
+                                                                       problem, data_broken), names))
+        else:
+            results.append(_Later(size, problem, data_broken, found[key]))
+    return results, sources, intact
 
 
-def _prepare_one(args, source_regions: tuple,
-                 source_stat: os.stat_result | OSError) -> tuple[_ImageJob, tuple[int, int] | None]:
-    """The check of one sample in one format, its output image checked; and that image's (device, inode)."""
-    fmt, folder, sample, subset, options, names, values = args
+def _expected(sample: Sample, options: dict, size: tuple[int, int], source: _Source, problem: str | None,
+              data_broken: bool) -> Expected:
+    """What the output image of ``sample`` must hold, in an untiled output written with ``options``."""
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-    source, crops, labels = source_regions
-    problem, data_broken, image = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
-                                                 source_stat, options.get("images", "link"))
     fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
-    expected = Expected(name, (sample.width, sample.height), source, None, class_name(sample, options["classes"]),
-                        problem, data_broken, fields, labels=labels, crops=crops)
-    return _ImageJob(fmt, folder, subset, expected, names), image
+    return Expected(name, size, source.regions, None, class_name(sample, options["classes"]), problem, data_broken,
+                    fields, labels=source.labels, crops=source.crops)
 
 
 def _check_tiles(args) -> list[ImageCheck]:
@@ -534,6 +560,7 @@ def _check_tiles(args) -> list[ImageCheck]:
     from .tiling import tile_name, tile_regions
 
     fmt, folder, sample, subset, options, names, tiles, rows = args
+    sample = with_size(sample)
     folder = Path(folder)
     size = tiles["size"]
     checks = []
@@ -599,7 +626,8 @@ def _tile_image_problem(path: Path, pixels: np.ndarray | None) -> str | None:
 
 def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, names: list[str]) -> ImageCheck:
     """One output image against what it must hold, read with the consumers' own code."""
-    source, mask, crops, name = expected.source, expected.mask, expected.crops, expected.name
+    source, mask, name = expected.source, expected.mask, expected.name
+    crops = expected.crops if expected.crops is not None or fmt == "yolo" else source_crops(source, mask)
     check = ImageCheck(f"{subset}/{name}")
     expected_class = expected.label
     check.expected = len(source)
@@ -623,13 +651,12 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
         return check
     wanted = expected.labels if expected.labels is not None else [expected_class] * len(source)
     if fmt != "coco" and len(source) > 1:  # a YOLO file holds one row per distinct (class, box or outline)
-        keys = [(w, i.bbox) if fmt == "yolo" else (w, i.outer.tobytes(), *(h.tobytes() for h in i.holes))
-                for w, i in zip(wanted, source)]  # the exact outline: the same pixels
+        keys = [(w, i.bbox) if fmt == "yolo" else (w, i.bbox, crops[k].tobytes())  # polygons: the same pixels
+                for k, (w, i) in enumerate(zip(wanted, source))]
         seen: dict = {}
         keep = [k for k, key in enumerate(keys) if seen.setdefault(key, k) == k]
         if len(keep) < len(source):
             source, wanted = [source[k] for k in keep], [wanted[k] for k in keep]
-            mask = [mask[k] for k in keep] if isinstance(mask, list) else mask
             crops = [crops[k] for k in keep] if crops is not None else None
             check.expected = len(source)
     check.found = len(classes)
@@ -638,7 +665,7 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
     if boxes is not None:
         matrix = _box_iou_matrix([i.bbox for i in source], boxes)
     else:
-        matrix, check.image_iou = mask_ious(source, crops if crops is not None else source_crops(source, mask), masks)
+        matrix, check.image_iou = mask_ious(source, crops, masks)
     same = np.array([[w == c for c in classes] for w in wanted], bool).reshape(matrix.shape)
     pairs = [(r, c, float(matrix[r, c])) for r, c, _ in _match(matrix + same * (matrix > 0))]  # same class first
     check.class_mismatch = sum(wanted[r] != classes[c] for r, c, _ in pairs) + \
@@ -657,7 +684,7 @@ def _check_image(fmt: str, folder: str | Path, subset: str, expected: Expected, 
     return check
 
 
-def _exact_problems(subset: str, image: str, ann: dict, region: Instance) -> list[str]:
+def _exact_problems(subset: str, image: str, ann: dict, region: Instance | Region) -> list[str]:
     """A COCO box and area are integers by convention: they must be the source region's."""
     where = f"annotations/instances_{subset}.json: annotation {ann.get('id')} ({image})"
     found = []

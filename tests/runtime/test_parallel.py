@@ -62,6 +62,26 @@ def test_fork_map_notices_a_worker_that_died():
         fork_map(_die_at_5, ITEMS, workers=2)
 
 
+def _frozen(_k: int) -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_fork_map_workers_skip_the_objects_that_existed_at_the_fork():
+    """The cyclic collector of the workers (and of this process while they run) does not walk the
+    objects inherited with the fork; afterwards this process's collector is as it was."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    frozen = fork_map(_frozen, ITEMS, workers=2)
+    assert min(frozen) > 1000  # the interpreter, pytest and this package, at least
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(BrokenFileError):
+        fork_map(_fail_at_17, ITEMS, workers=2)
+    assert gc.get_freeze_count() == 0
+
+
 def test_fork_map_runs_meanwhile_here_while_workers_work():
     seen = []
     results = fork_map(_slow, ITEMS, workers=2, meanwhile=lambda: seen.append(os.getpid()))
