@@ -2,16 +2,19 @@
 """Our PatchCore against anomalib's, whole processes side by side, scored by the one `evaluate`.
 
 Same data (`synth --preset bottle`, converted once with a 0.6/0.2/0.2 split; both fit on the
-train subset's good images), same backbone (ResNet-18, random weights: no download), same layers
-(2 and 3), same image size, same coreset ratio, same image score (the paper's reweighting), CPU.
-Each side trains (`patchcore train` / `anomalib train --model patchcore`) and predicts the test
-subset (`... predict`), and `mvtec2coco evaluate` scores both predictions against the same ground
-truth. Prints wall time and
-peak memory (largest process) of train and predict, their ratios (ours / anomalib's), and image
-and pixel AUROC of each. anomalib runs in its own environment (`make anomalib`, or
-MVTEC2COCO_ANOMALIB_PYTHON).
+train subset's good images), same backbone (ResNet-18 with random weights, no download: one
+network drawn once with --seed, saved, and loaded by both sides; image AUROC on this small set
+swings with the draw), same layers (2 and 3), same image size, same coreset ratio, same image
+score (the paper's reweighting), CPU. Ours runs twice: with anomalib's feature (both layers'
+channels side by side, `model.aggregate=concat`: like for like) and with the paper's (each layer
+pooled to `model.dim`, the default). Each side trains (`patchcore train` / `anomalib train
+--model patchcore`) and predicts the test subset (`... predict`), and `mvtec2coco evaluate` scores
+every prediction against the same ground truth. Prints wall time and peak memory (largest
+process) of train and predict, their ratios (ours / anomalib's), and image and pixel AUROC of
+each. anomalib runs in its own environment (`make anomalib`, or MVTEC2COCO_ANOMALIB_PYTHON).
 
 Usage: python tools/bench_patchcore_vs_anomalib.py [--data bench_out/bottle] [--size 256] [--coreset-ratio 0.01]
+                                                  [--seed 0]
 """
 
 from __future__ import annotations
@@ -40,11 +43,21 @@ def _run(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+def _save_random_resnet18(path: Path, seed: int) -> None:
+    """One random ResNet-18, as torchvision initialises it under ``seed``, for both sides to load."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("bench_out/bottle"))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--coreset-ratio", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0, help="the draw of the shared random backbone")
     args = parser.parse_args()
     from mvtec2coco.models.anomalib_bridge.run import interpreter
     from mvtec2coco.synth import generate
@@ -61,19 +74,23 @@ def main() -> None:
         conv = work / "conv"
         _run(["convert", str(args.data), "--format", "coco", "--split", "0.6,0.2,0.2", "--out", str(conv)])
         split = str(conv / "meta" / "split.csv")
-        ours = ["--set", "model.backbone=resnet18", "--set", "model.weights=none", "--set",
+        backbone = work / "resnet18_random.pt"
+        _save_random_resnet18(backbone, args.seed)
+        ours = ["--set", "model.backbone=resnet18", "--set", f"model.weights={backbone}", "--set",
                 f"model.image_size={args.size}", "--set", f"model.coreset_ratio={args.coreset_ratio}",
                 "--set", "model.dim=384",  # anomalib keeps layer 2's 128 and layer 3's 256 channels: 384
                 "--set", "model.image_score=reweighted",  # the paper's Eq. 7, as anomalib scores images
                 "--set", f"data.split={split}", "--device", "cpu"]
         theirs = ["--arg", f"coreset_sampling_ratio={args.coreset_ratio}", "--arg", "backbone=resnet18",
-                  "--arg", "pre_trained=false", "--arg", 'layers=["layer2", "layer3"]']
+                  "--arg", "pre_trained=false", "--arg", 'layers=["layer2", "layer3"]', "--backbone-weights",
+                  str(backbone)]
         rows = {}
+        sides = [(f"ours, {how}", ["patchcore", "train", "--data", str(args.data), "--category", "bottle", *ours, "--set",
+                                   f"model.aggregate={how}", "--out", str(work / f"ours_{how}")],
+                  ["patchcore", "predict", str(work / f"ours_{how}"), "--data", str(conv), "--split", "test", "--device",
+                   "cpu", "--out", str(work / f"pred_ours_{how}")]) for how in ("concat", "pool")]
         for name, train, predict in (
-            ("ours", ["patchcore", "train", "--data", str(args.data), "--category", "bottle", *ours, "--out",
-                      str(work / "ours")],
-             ["patchcore", "predict", str(work / "ours"), "--data", str(conv), "--split", "test", "--device", "cpu",
-              "--out", str(work / "pred_ours")]),
+            *sides,
             ("anomalib", ["anomalib", "train", "--model", "patchcore", "--data", str(args.data), "--category", "bottle",
                           "--split", split, *theirs, "--out", str(work / "theirs")],
              ["anomalib", "predict", str(work / "theirs"), "--data", str(conv), "--split", "test", "--out",
@@ -81,20 +98,23 @@ def main() -> None:
         ):
             t_train, m_train = _run(train)
             t_pred, m_pred = _run(predict)
-            pred = work / f"pred_{name}"
+            pred = Path(predict[predict.index("--out") + 1])
             _run(["evaluate", str(pred), "--gt", str(conv), "--split", "test"])
             metrics = json.loads((pred / "metrics.json").read_text())
             rows[name] = (t_train, m_train, t_pred, m_pred, metrics["image"]["auroc"], metrics["pixel"]["auroc"])
-        print(f"PatchCore, ResNet-18 random weights, layers 2+3, {args.size} px, coreset {args.coreset_ratio:g}, CPU, "
+        print(f"PatchCore, ResNet-18 random weights (one draw, seed {args.seed}, shared), layers 2+3, {args.size} px, "
+              f"coreset {args.coreset_ratio:g}, CPU, "
               "synth --preset bottle (train subset's good images; test subset scored by mvtec2coco evaluate)")
         print("| | train s | train peak MB | predict s | predict peak MB | image AUROC | pixel AUROC |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for name, (tt, mt, tp, mp, ia, pa) in rows.items():
             print(f"| {name} | {tt:.1f} | {mt:.0f} | {tp:.1f} | {mp:.0f} | {ia:.3f} | {pa:.3f} |")
-        o, a = rows["ours"], rows["anomalib"]
-        print(f"ours / anomalib: train time {o[0] / a[0]:.2f}, train memory {o[1] / a[1]:.2f}, predict time "
-              f"{o[2] / a[2]:.2f}, predict memory {o[3] / a[3]:.2f}; AUROC difference image {o[4] - a[4]:+.3f}, "
-              f"pixel {o[5] - a[5]:+.3f}")
+        a = rows["anomalib"]
+        for name in (n for n in rows if n != "anomalib"):
+            o = rows[name]
+            print(f"{name} / anomalib: train time {o[0] / a[0]:.2f}, train memory {o[1] / a[1]:.2f}, predict time "
+                  f"{o[2] / a[2]:.2f}, predict memory {o[3] / a[3]:.2f}; AUROC difference image {o[4] - a[4]:+.3f}, "
+                  f"pixel {o[5] - a[5]:+.3f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -44,6 +44,9 @@ def train(
     max_epochs: Annotated[int, typer.Option(min=1, help="Training epochs (padim and patchcore need one).")] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     accelerator: Annotated[str, typer.Option(help="lightning's accelerator: cpu, gpu or auto.")] = "cpu",
+    backbone_weights: Annotated[Path | None, typer.Option(
+        "--backbone-weights", help="A torchvision-format state dict (torch.save) loaded into the backbone before "
+                                   "fitting, e.g. the network `patchcore train --set model.weights=FILE` uses.")] = None,
 ) -> None:
     """Fit an anomalib model on a category's good training images through anomalib's own Engine.
 
@@ -53,7 +56,8 @@ def train(
     from ..models.patchcore.config import DataConfig
 
     cfg = AnomalibRunConfig(DataConfig(str(data), category or "", layout, split), model, _args(arg), max_epochs,
-                            batch_size, accelerator=accelerator)
+                            batch_size, accelerator=accelerator,
+                            backbone_weights=str(backbone_weights) if backbone_weights else None)
     with run_folder(out, [data]):
         info = fit(cfg, out)
     out_console.print(f"anomalib {model} fitted on {info['train_images']} good images ({info['fit_seconds']} s); "

@@ -59,3 +59,34 @@ def test_padim_trains_predicts_and_lands_on_the_table(tiny_mvtec, tmp_path, monk
     assert metrics["image"]["auroc"] is not None and metrics["pixel"]["auroc"] > 0.5
     assert run_cli("compare", pred, "--markdown", tmp_path / "t.md").returncode == 0
     assert "anomalib-padim" in (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ANOMALIB_PYTHON.is_file(), reason="anomalib's environment is built by `make anomalib`")
+def test_patchcore_fits_on_the_backbone_weights_it_is_given(tiny_mvtec, tmp_path, monkeypatch):
+    """--backbone-weights puts a torchvision state dict into anomalib's timm backbone: the fitted
+    checkpoint holds exactly those tensors (so both PatchCores can share one random network); a
+    file that does not fit is one clear line and exit 2."""
+    import torch
+    import torchvision
+
+    monkeypatch.setenv("MVTEC2COCO_ANOMALIB_PYTHON", str(ANOMALIB_PYTHON))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pt")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    run = tmp_path / "run"
+    result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--category", "bottle",
+                     "--backbone-weights", tmp_path / "r18.pt", "--out", run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = ("import sys, torch; sd = torch.load(sys.argv[1], map_location='cpu', weights_only=False)['state_dict']; "
+             "ref = torch.load(sys.argv[2]); pre = 'model.feature_extractor.feature_extractor.'; "
+             "keys = [k for k in sd if k.startswith(pre)]; "
+             "print(len(keys), all(torch.equal(sd[k], ref[k[len(pre):]]) for k in keys))")
+    done = subprocess.run([str(ANOMALIB_PYTHON), "-c", check, str(run / "model.ckpt"), str(tmp_path / "r18.pt")],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["90", "True"]  # every tensor of layers 1-3 and the stem
+    result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--category", "bottle",
+                     "--backbone-weights", tmp_path / "bad.pt", "--out", tmp_path / "run2")
+    assert result.returncode == 2 and "lacks 89 of the backbone's 90 tensors" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run2").exists()

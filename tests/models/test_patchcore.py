@@ -73,6 +73,30 @@ def test_a_backbone_without_weights_is_the_same_network_for_the_same_seed():
     assert not all(torch.equal(a, b) for a, b in zip(weights(0, 1), weights(1, 1)))
 
 
+def test_concat_aggregation_keeps_both_layers_channels_as_anomalib_does():
+    """``aggregate: concat`` is anomalib's feature: layer 2 and the upsampled layer 3, each averaged
+    over its 3x3 neighbourhood, side by side (128 + 256 channels of a ResNet-18); ``pool`` reduces
+    them to ``dim``; anything else is refused."""
+    import torch.nn.functional as F
+
+    from mvtec2coco.errors import OptionError
+    from mvtec2coco.models.patchcore.model import FeatureExtractor, PatchCoreConfig
+
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    net = FeatureExtractor(PatchCoreConfig(backbone="resnet18", weights="none", aggregate="concat"))
+    f = net(x)
+    with torch.no_grad():
+        f2 = net.layer2(net.stem(x))
+        f3 = F.interpolate(F.avg_pool2d(net.layer3(f2), 3, 1, 1), size=f2.shape[-2:], mode="bilinear",
+                           align_corners=False)
+        want = torch.cat((F.avg_pool2d(f2, 3, 1, 1), f3), dim=1)
+    assert f.shape == (2, 384, 8, 8) and torch.allclose(f, want)
+    pooled = FeatureExtractor(PatchCoreConfig(backbone="resnet18", weights="none", dim=100))(x)
+    assert pooled.shape == (2, 100, 8, 8)
+    with pytest.raises(OptionError, match="model.aggregate"):
+        PatchCoreConfig(aggregate="sum").check()
+
+
 def test_image_score_is_the_papers_reweighted_maximum():
     """Eq. 7 of the PatchCore paper written out per image: s* the largest patch distance, m* its
     nearest bank point, N the b nearest bank points of m* (m* first), weight 1 - exp(|p - m*|) /

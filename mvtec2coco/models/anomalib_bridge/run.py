@@ -54,6 +54,7 @@ class AnomalibRunConfig:
     batch_size: int = 8
     image_size: int = 256  # what predict resizes images to (anomalib's own default)
     accelerator: str = "cpu"  # lightning's: cpu, gpu, auto
+    backbone_weights: str | None = None  # a torchvision-format state dict for the backbone, loaded before fitting
 
 
 def interpreter() -> str:
@@ -91,15 +92,20 @@ def fit(cfg: AnomalibRunConfig, out: Path) -> dict:
     from ..patchcore.run import training_goods
 
     interpreter()  # before any work: anomalib may be missing altogether
+    weights = Path(cfg.backbone_weights).resolve() if cfg.backbone_weights else None
+    if weights is not None and not weights.is_file():
+        raise OptionError("--backbone-weights names no file", weights, "pass a state dict saved with torch.save")
     root, category, train = training_goods(cfg.data, f"anomalib {cfg.model}")
     args = {**COMMON_ARGS, **OFFLINE_ARGS.get(cfg.model, {}), **cfg.model_args}
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     job = {"model": cfg.model, "model_args": args, "max_epochs": cfg.max_epochs, "batch_size": cfg.batch_size,
-           "accelerator": cfg.accelerator, "train": [str(s.image) for s in train], "run": str(out.resolve())}
+           "accelerator": cfg.accelerator, "train": [str(s.image) for s in train], "run": str(out.resolve()),
+           "backbone_weights": str(weights) if weights else None}
     _run_worker("fit", job, out)
     info = {"family": f"anomalib-{cfg.model}", "root": str(Path(root).resolve()), "layout": cfg.data.layout,
-            "category": category, "model": cfg.model, "model_args": args, "train_images": len(train),
+            "category": category, "model": cfg.model, "model_args": args,
+            "backbone_weights": str(weights) if weights else None, "train_images": len(train),
             "fit_seconds": round(time.perf_counter() - start, 2)}
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")

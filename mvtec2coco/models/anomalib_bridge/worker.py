@@ -2,7 +2,8 @@
 
 ``python worker.py fit JOB.json``: JOB holds ``model`` (an anomalib model name), ``model_args``,
 ``image_size``, ``max_epochs``, ``batch_size``, ``accelerator``, ``train`` (image paths of good
-images) and ``run`` (the run folder); the images are linked into ``run/data/train/good`` and
+images), ``run`` (the run folder) and, optionally, ``backbone_weights`` (a torchvision-format state
+dict loaded into the model's backbone before fitting); the images are linked into ``run/data/train/good`` and
 anomalib's ``Folder`` datamodule and ``Engine`` fit the model, saved as ``run/model.ckpt``.
 
 ``python worker.py predict JOB.json``: JOB adds ``images`` (paths) and ``out`` (an ``.npz``); the
@@ -38,6 +39,27 @@ def _model(job: dict):
     return get_model(job["model"], **job.get("model_args", {}))
 
 
+def _load_backbone(model, path: str) -> None:
+    """Put a torchvision-format state dict into the model's timm backbone (same tensor names for
+    ResNets): then anomalib fits on the very network another run was given."""
+    import torch
+
+    net = getattr(getattr(getattr(model, "model", None), "feature_extractor", None), "feature_extractor", None)
+    if net is None:
+        raise SystemExit(f"backbone_weights: anomalib's {type(model).__name__} has no backbone to load them into")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise SystemExit(f"backbone_weights: {path} lacks {len(missing)} of the backbone's {len(own)} tensors, "
+                         f"e.g. {missing[0]}")
+    try:
+        net.load_state_dict({k: state[k] for k in own})
+    except RuntimeError as exc:  # a tensor of another shape: weights of another network
+        raise SystemExit(f"backbone_weights: {path} does not fit the backbone "
+                         f"({str(exc).strip().splitlines()[-1].strip()})") from None
+
+
 def _engine(job: dict, root: Path):
     from anomalib.engine import Engine
 
@@ -54,6 +76,8 @@ def fit(job: dict) -> None:
                         train_batch_size=job.get("batch_size", 8), eval_batch_size=job.get("batch_size", 8),
                         num_workers=0, seed=job.get("seed", 0))
     model = _model(job)
+    if job.get("backbone_weights"):
+        _load_backbone(model, job["backbone_weights"])
     engine = _engine(job, run / "lightning")
     engine.fit(model=model, datamodule=datamodule)
     engine.trainer.save_checkpoint(str(run / "model.ckpt"))

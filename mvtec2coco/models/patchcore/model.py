@@ -5,7 +5,8 @@ how rare its nearest normal pattern is (the paper's Eq. 7, which anomalib implem
 
 Features come from layers 2 and 3 of a torchvision ResNet (local weights, the classifier's rules:
 ``imagenet``, a path, or ``none``), are averaged over each 3x3 neighbourhood, brought to layer 2's
-resolution, reduced to ``dim`` channels by adaptive average pooling, and concatenated. The bank is
+resolution, reduced to ``dim`` channels by adaptive average pooling, and concatenated (or, with
+``aggregate: concat``, kept whole side by side, as anomalib does). The bank is
 subsampled by greedy k-centre coreset selection, with distances measured after a random
 projection to ``projection_dim`` dimensions for speed. Nearest-neighbour search runs in chunks
 (``torch.cdist``) so memory stays bounded.
@@ -27,6 +28,7 @@ from ..common.weights import load_state_dict
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 IMAGE_SCORES = ("reweighted", "max")
+AGGREGATIONS = ("pool", "concat")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PatchCoreConfig:
     weights: str = "imagenet"  # imagenet | none | path
     image_size: int = 224
     dim: int = 1024  # channels per layer after pooling, and of the concatenated feature
+    aggregate: str = "pool"  # pool: layers pooled to dim, then both (the paper's code) | concat: side by side, as anomalib
     coreset_ratio: float = 0.1
     projection_dim: int = 128
     neighbourhood: int = 3
@@ -53,6 +56,8 @@ class PatchCoreConfig:
     def check(self) -> None:
         if self.image_score not in IMAGE_SCORES:
             raise OptionError(f"model.image_score '{self.image_score}' is not one of {', '.join(IMAGE_SCORES)}")
+        if self.aggregate not in AGGREGATIONS:
+            raise OptionError(f"model.aggregate '{self.aggregate}' is not one of {', '.join(AGGREGATIONS)}")
 
 
 class FeatureExtractor(nn.Module):
@@ -77,13 +82,16 @@ class FeatureExtractor(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, dim, h, w) patch features at layer 2's resolution."""
+        """(B, 3, S, S) -> (B, dim, h, w) patch features at layer 2's resolution (``concat``: as
+        many channels as layers 2 and 3 have together)."""
         f2 = self.layer2(self.stem(x))
         f3 = self.layer3(f2)
         k = self.config.neighbourhood
         f2 = F.avg_pool2d(f2, k, stride=1, padding=k // 2)
         f3 = F.avg_pool2d(f3, k, stride=1, padding=k // 2)
         f3 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
+        if self.config.aggregate == "concat":
+            return torch.cat((f2, f3), dim=1)
         b, _, h, w = f2.shape
         parts = []
         for f in (f2, f3):  # per layer: channels -> dim by adaptive average pooling
