@@ -200,13 +200,19 @@ def _image_block(scores: np.ndarray, defective: np.ndarray, threshold: float | N
     return block
 
 
-def _pixel_block(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float | None) -> dict:
+def _pixel_block(maps: list[np.ndarray], truth: list[np.ndarray], threshold: float | None,
+                 order: np.ndarray | None = None) -> dict:
+    """Pixel AUROC, AUPRO and (with a threshold) Dice and IoU over ``maps`` against ``truth``.
+    ``order``: ``np.argsort`` of the maps flattened one after another, when known (``_suborder``):
+    the sort of tens of millions of pixel scores was nearly all of an evaluation's time."""
     flat_maps = np.concatenate([m.ravel() for m in maps])
     flat_truth = np.concatenate([t.ravel() for t in truth])
-    block = {"auroc": auroc(flat_maps, flat_truth)}
+    if order is None:
+        order = np.argsort(flat_maps)  # shared by AUROC and PRO, which both take tie groups whole
+    block = {"auroc": auroc(flat_maps, flat_truth, order)}
     same_size = len({m.shape for m in maps}) == 1
     if same_size:
-        block["aupro"] = pro_auc(np.stack(maps), np.stack(truth).astype(np.uint8))
+        block["aupro"] = pro_auc(np.stack(maps), np.stack(truth).astype(np.uint8), order=order)
     else:  # PRO per region needs one stack: pad to the largest image, padding counts as good, never scored
         h = max(m.shape[0] for m in maps)
         w = max(m.shape[1] for m in maps)
@@ -220,6 +226,15 @@ def _pixel_block(maps: list[np.ndarray], truth: list[np.ndarray], threshold: flo
     if threshold is not None:
         block["dice"], block["iou"] = dice_iou(flat_maps >= threshold, flat_truth)
     return block
+
+
+def _suborder(order: np.ndarray, sizes: list[int], keep: np.ndarray) -> np.ndarray:
+    """The sort order of the maps kept by ``keep`` (flattened in the same order), read off the
+    order of all of them (``sizes``: pixels per map) in one pass instead of another sort."""
+    kept = np.repeat(keep, sizes)
+    position = np.cumsum(kept) - 1  # a kept pixel's index among the kept ones
+    chosen = order[kept[order]]
+    return position[chosen]
 
 
 def _subsample(a: np.ndarray, n: int = 500_000) -> np.ndarray:
@@ -260,8 +275,9 @@ def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: 
     result["image"]["roc"] = {"fpr": fpr, "tpr": tpr}
     maps = s.pixel_maps(root)
     truth = s.truth() if maps is not None else None
+    order = np.argsort(np.concatenate([m.ravel() for m in maps])) if maps is not None else None
     if maps is not None:
-        result["pixel"] = _pixel_block(maps, truth, thresholds["pixel"])
+        result["pixel"] = _pixel_block(maps, truth, thresholds["pixel"], order)
     anns = s.predictions["annotations"]
     family = s.predictions["info"].get("family")
     if anns or family in BOX_FAMILIES:  # a detector that found nothing scores 0; a classifier has no instances
@@ -276,7 +292,7 @@ def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: 
         block = {"image": _image_block(s.scores[keep], s.defective[keep], thresholds["image"])}
         if maps is not None:
             block["pixel"] = _pixel_block([m for m, k in zip(maps, keep) if k], [g for g, k in zip(truth, keep) if k],
-                                          thresholds["pixel"])
+                                          thresholds["pixel"], _suborder(order, [m.size for m in maps], keep))
         for kind, m in result["instance"].items():
             block.setdefault("instance", {})[kind] = {"ap": m["per_class"].get(t)}
         result["per_type"][t] = block

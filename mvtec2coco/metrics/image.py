@@ -6,17 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+def auroc(scores: np.ndarray, positive: np.ndarray, order: np.ndarray | None = None) -> float | None:
     """Area under the ROC curve via the rank statistic (ties count half); None with one class only.
 
     One sort, tie groups found on the sorted scores: tens of millions of pixel scores take seconds.
+    ``order``: ``np.argsort(scores)`` when the caller has it already (any sort: ties are averaged).
     """
     scores, positive = np.asarray(scores).ravel(), np.asarray(positive, bool).ravel()
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(scores)  # ties are averaged below, so the sort need not be stable
+    if order is None:
+        order = np.argsort(scores)  # ties are averaged below, so the sort need not be stable
     s = scores[order]
     starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
     counts = np.diff(np.r_[starts, len(s)])

@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 
 
-def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pro_curve(maps: np.ndarray, masks: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, PRO) at every distinct score, ascending FPR, exactly. ``maps`` and ``masks``: (N, H, W).
 
     PRO at a threshold is the mean over regions r of |r above| / |r|, which is a sum over the
     pixels above of 1 / (R |r(p)|): one sort and one cumulative sum give the whole curve.
+    ``order``: ``np.argsort`` of the flattened maps, ascending, when the caller has it already.
     """
     labels = np.zeros(masks.shape, np.int32)
     offset = 0
@@ -28,7 +29,7 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     flat_labels, flat_maps = labels.ravel(), np.asarray(maps).ravel()
     sizes = np.bincount(flat_labels, minlength=regions + 1).astype(np.float64)
     weight = np.where(flat_labels > 0, 1.0 / (max(1, regions) * sizes[flat_labels]), 0.0)
-    order = np.argsort(-flat_maps)  # tie groups are taken whole below: no stable sort needed
+    order = np.argsort(-flat_maps) if order is None else order[::-1]  # tie groups are taken whole: any sort
     s = flat_maps[order]
     last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # the end of each tie group
     normal_sorted = flat_labels[order] == 0
@@ -37,12 +38,12 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return fpr, pro
 
 
-def pro_auc(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> float | None:
+def pro_auc(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, order: np.ndarray | None = None) -> float | None:
     """Normalised area under the PRO curve up to ``max_fpr`` (trapezoids, the curve interpolated
-    at ``max_fpr``); None without defect regions."""
+    at ``max_fpr``); None without defect regions. ``order`` as for ``pro_curve``."""
     if not np.any(masks):
         return None
-    fpr, pro = pro_curve(maps, masks)
+    fpr, pro = pro_curve(maps, masks, order)
     fpr, pro = np.concatenate([[0.0], fpr]), np.concatenate([[0.0], pro])
     keep = fpr <= max_fpr
     x, y = fpr[keep], pro[keep]
