@@ -3,8 +3,9 @@
 
 Same data (`synth --preset bottle`, converted once with a 0.6/0.2/0.2 split; both fit on the
 train subset's good images), same backbone (ResNet-18 with random weights, no download: one
-network drawn once with --seed, saved, and loaded by both sides; image AUROC on this small set
-swings with the draw), same layers (2 and 3), same image size, same coreset ratio, same image
+network drawn once with --backbone-seed, saved, and loaded by both sides), each side's coreset drawn with
+each of --coreset-seeds (image AUROC on this small test set swings with the draws: the means are
+compared), same layers (2 and 3), same image size, same coreset ratio, same image
 score (the paper's reweighting), CPU. Ours runs twice: with anomalib's feature (both layers'
 channels side by side, `model.aggregate=concat`: like for like) and with the paper's (each layer
 pooled to `model.dim`, the default). Each side trains (`patchcore train` / `anomalib train
@@ -14,7 +15,7 @@ process) of train and predict, their ratios (ours / anomalib's), and image and p
 each. anomalib runs in its own environment (`make anomalib`, or MVTEC2COCO_ANOMALIB_PYTHON).
 
 Usage: python tools/bench_patchcore_vs_anomalib.py [--data bench_out/bottle] [--size 256] [--coreset-ratio 0.01]
-                                                  [--seed 0]
+                                                  [--backbone-seed 0] [--coreset-seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +59,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("bench_out/bottle"))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--coreset-ratio", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0, help="the draw of the shared random backbone")
+    parser.add_argument("--backbone-seed", type=int, default=0, help="the draw of the shared random backbone")
+    parser.add_argument("--coreset-seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="each side fits once per seed of its coreset draw")
     args = parser.parse_args()
     from mvtec2coco.models.anomalib_bridge.run import interpreter
     from mvtec2coco.synth import generate
@@ -75,7 +79,7 @@ def main() -> None:
         _run(["convert", str(args.data), "--format", "coco", "--split", "0.6,0.2,0.2", "--out", str(conv)])
         split = str(conv / "meta" / "split.csv")
         backbone = work / "resnet18_random.pt"
-        _save_random_resnet18(backbone, args.seed)
+        _save_random_resnet18(backbone, args.backbone_seed)
         ours = ["--set", "model.backbone=resnet18", "--set", f"model.weights={backbone}", "--set",
                 f"model.image_size={args.size}", "--set", f"model.coreset_ratio={args.coreset_ratio}",
                 "--set", "model.dim=384",  # anomalib keeps layer 2's 128 and layer 3's 256 channels: 384
@@ -84,37 +88,44 @@ def main() -> None:
         theirs = ["--arg", f"coreset_sampling_ratio={args.coreset_ratio}", "--arg", "backbone=resnet18",
                   "--arg", "pre_trained=false", "--arg", 'layers=["layer2", "layer3"]', "--backbone-weights",
                   str(backbone)]
-        rows = {}
-        sides = [(f"ours, {how}", ["patchcore", "train", "--data", str(args.data), "--category", "bottle", *ours, "--set",
-                                   f"model.aggregate={how}", "--out", str(work / f"ours_{how}")],
-                  ["patchcore", "predict", str(work / f"ours_{how}"), "--data", str(conv), "--split", "test", "--device",
-                   "cpu", "--out", str(work / f"pred_ours_{how}")]) for how in ("concat", "pool")]
-        for name, train, predict in (
-            *sides,
-            ("anomalib", ["anomalib", "train", "--model", "patchcore", "--data", str(args.data), "--category", "bottle",
-                          "--split", split, *theirs, "--out", str(work / "theirs")],
-             ["anomalib", "predict", str(work / "theirs"), "--data", str(conv), "--split", "test", "--out",
-              str(work / "pred_anomalib")]),
-        ):
-            t_train, m_train = _run(train)
-            t_pred, m_pred = _run(predict)
-            pred = Path(predict[predict.index("--out") + 1])
-            _run(["evaluate", str(pred), "--gt", str(conv), "--split", "test"])
-            metrics = json.loads((pred / "metrics.json").read_text())
-            rows[name] = (t_train, m_train, t_pred, m_pred, metrics["image"]["auroc"], metrics["pixel"]["auroc"])
-        print(f"PatchCore, ResNet-18 random weights (one draw, seed {args.seed}, shared), layers 2+3, {args.size} px, "
-              f"coreset {args.coreset_ratio:g}, CPU, "
-              "synth --preset bottle (train subset's good images; test subset scored by mvtec2coco evaluate)")
-        print("| | train s | train peak MB | predict s | predict peak MB | image AUROC | pixel AUROC |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for name, (tt, mt, tp, mp, ia, pa) in rows.items():
-            print(f"| {name} | {tt:.1f} | {mt:.0f} | {tp:.1f} | {mp:.0f} | {ia:.3f} | {pa:.3f} |")
-        a = rows["anomalib"]
+        rows: dict[str, list[tuple]] = {}
+        for k in args.coreset_seeds:
+            sides = [(f"ours, {how}",
+                      ["patchcore", "train", "--data", str(args.data), "--category", "bottle", *ours, "--set",
+                       f"model.aggregate={how}", "--set", f"model.seed={k}", "--out", str(work / f"ours_{how}_{k}")],
+                      ["patchcore", "predict", str(work / f"ours_{how}_{k}"), "--data", str(conv), "--split", "test",
+                       "--device", "cpu", "--out", str(work / f"pred_ours_{how}_{k}")]) for how in ("concat", "pool")]
+            sides.append(("anomalib", ["anomalib", "train", "--model", "patchcore", "--data", str(args.data), "--category",
+                                       "bottle", "--split", split, *theirs, "--seed", str(k), "--out",
+                                       str(work / f"theirs_{k}")],
+                          ["anomalib", "predict", str(work / f"theirs_{k}"), "--data", str(conv), "--split", "test",
+                           "--out", str(work / f"pred_anomalib_{k}")]))
+            for name, train, predict in sides:
+                t_train, m_train = _run(train)
+                t_pred, m_pred = _run(predict)
+                pred = Path(predict[predict.index("--out") + 1])
+                _run(["evaluate", str(pred), "--gt", str(conv), "--split", "test"])
+                metrics = json.loads((pred / "metrics.json").read_text())
+                rows.setdefault(name, []).append((t_train, m_train, t_pred, m_pred, metrics["image"]["auroc"],
+                                                  metrics["pixel"]["auroc"]))
+        print(f"PatchCore, ResNet-18 random weights (one draw, seed {args.backbone_seed}, shared), layers 2+3, "
+              f"{args.size} px, coreset {args.coreset_ratio:g} drawn with seeds {args.coreset_seeds}, CPU, synth --preset "
+              "bottle (train subset's good images; test subset scored by mvtec2coco evaluate)")
+        print("| | coreset seed | train s | train peak MB | predict s | predict peak MB | image AUROC | pixel AUROC |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, runs in rows.items():
+            for k, (tt, mt, tp, mp, ia, pa) in zip(args.coreset_seeds, runs):
+                print(f"| {name} | {k} | {tt:.1f} | {mt:.0f} | {tp:.1f} | {mp:.0f} | {ia:.3f} | {pa:.3f} |")
+        summary = {name: [statistics.median(col) for col in zip(*runs)] for name, runs in rows.items()}
+        means = {name: [statistics.mean(r[4] for r in runs), statistics.mean(r[5] for r in runs)]
+                 for name, runs in rows.items()}
+        a = summary["anomalib"]
         for name in (n for n in rows if n != "anomalib"):
-            o = rows[name]
-            print(f"{name} / anomalib: train time {o[0] / a[0]:.2f}, train memory {o[1] / a[1]:.2f}, predict time "
-                  f"{o[2] / a[2]:.2f}, predict memory {o[3] / a[3]:.2f}; AUROC difference image {o[4] - a[4]:+.3f}, "
-                  f"pixel {o[5] - a[5]:+.3f}")
+            o = summary[name]
+            print(f"{name} / anomalib (medians over the seeds): train time {o[0] / a[0]:.2f}, train memory "
+                  f"{o[1] / a[1]:.2f}, predict time {o[2] / a[2]:.2f}, predict memory {o[3] / a[3]:.2f}; mean AUROC "
+                  f"image {means[name][0]:.3f} vs {means['anomalib'][0]:.3f} ({means[name][0] - means['anomalib'][0]:+.3f}), "
+                  f"pixel {means[name][1]:.3f} vs {means['anomalib'][1]:.3f} ({means[name][1] - means['anomalib'][1]:+.3f})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -47,6 +47,8 @@ def train(
     backbone_weights: Annotated[Path | None, typer.Option(
         "--backbone-weights", help="A torchvision-format state dict (torch.save) loaded into the backbone before "
                                    "fitting, e.g. the network `patchcore train --set model.weights=FILE` uses.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every random generator while fitting (PatchCore's "
+                                      "coreset).")] = 0,
 ) -> None:
     """Fit an anomalib model on a category's good training images through anomalib's own Engine.
 
@@ -57,7 +59,7 @@ def train(
 
     cfg = AnomalibRunConfig(DataConfig(str(data), category or "", layout, split), model, _args(arg), max_epochs,
                             batch_size, accelerator=accelerator,
-                            backbone_weights=str(backbone_weights) if backbone_weights else None)
+                            backbone_weights=str(backbone_weights) if backbone_weights else None, seed=seed)
     with run_folder(out, [data]):
         info = fit(cfg, out)
     out_console.print(f"anomalib {model} fitted on {info['train_images']} good images ({info['fit_seconds']} s); "

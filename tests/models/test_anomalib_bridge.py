@@ -86,6 +86,17 @@ def test_patchcore_fits_on_the_backbone_weights_it_is_given(tiny_mvtec, tmp_path
     done = subprocess.run([str(ANOMALIB_PYTHON), "-c", check, str(run / "model.ckpt"), str(tmp_path / "r18.pt")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["90", "True"]  # every tensor of layers 1-3 and the stem
+    for name, seed in (("again", "0"), ("other", "1")):  # --seed: the coreset is drawn the same way again
+        result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--category", "bottle",
+                         "--backbone-weights", tmp_path / "r18.pt", "--seed", seed, "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr[-2000:]
+    same = ("import sys, torch; bank = lambda p: torch.load(p, map_location='cpu', weights_only=False)"
+            "['state_dict']['model.memory_bank']; print(torch.equal(bank(sys.argv[1]), bank(sys.argv[2])), "
+            "torch.equal(bank(sys.argv[1]), bank(sys.argv[3])))")
+    done = subprocess.run([str(ANOMALIB_PYTHON), "-c", same, *(str(tmp_path / n / "model.ckpt") for n in
+                                                               ("run", "again", "other"))],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
     result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--category", "bottle",
                      "--backbone-weights", tmp_path / "bad.pt", "--out", tmp_path / "run2")
     assert result.returncode == 2 and "lacks 89 of the backbone's 90 tensors" in result.stderr

@@ -55,6 +55,7 @@ class AnomalibRunConfig:
     image_size: int = 256  # what predict resizes images to (anomalib's own default)
     accelerator: str = "cpu"  # lightning's: cpu, gpu, auto
     backbone_weights: str | None = None  # a torchvision-format state dict for the backbone, loaded before fitting
+    seed: int = 0  # of every random generator while fitting
 
 
 def interpreter() -> str:
@@ -101,7 +102,7 @@ def fit(cfg: AnomalibRunConfig, out: Path) -> dict:
     start = time.perf_counter()
     job = {"model": cfg.model, "model_args": args, "max_epochs": cfg.max_epochs, "batch_size": cfg.batch_size,
            "accelerator": cfg.accelerator, "train": [str(s.image) for s in train], "run": str(out.resolve()),
-           "backbone_weights": str(weights) if weights else None}
+           "backbone_weights": str(weights) if weights else None, "seed": cfg.seed}
     _run_worker("fit", job, out)
     info = {"family": f"anomalib-{cfg.model}", "root": str(Path(root).resolve()), "layout": cfg.data.layout,
             "category": category, "model": cfg.model, "model_args": args,

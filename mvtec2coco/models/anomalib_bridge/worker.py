@@ -2,7 +2,8 @@
 
 ``python worker.py fit JOB.json``: JOB holds ``model`` (an anomalib model name), ``model_args``,
 ``image_size``, ``max_epochs``, ``batch_size``, ``accelerator``, ``train`` (image paths of good
-images), ``run`` (the run folder) and, optionally, ``backbone_weights`` (a torchvision-format state
+images), ``run`` (the run folder), ``seed`` (of every random generator: anomalib's PatchCore
+draws its coreset's start and projection) and, optionally, ``backbone_weights`` (a torchvision-format state
 dict loaded into the model's backbone before fitting); the images are linked into ``run/data/train/good`` and
 anomalib's ``Folder`` datamodule and ``Engine`` fit the model, saved as ``run/model.ckpt``.
 
@@ -75,6 +76,9 @@ def fit(job: dict) -> None:
     datamodule = Folder(name="train", root=str(run / "data"), normal_dir="train/good", normal_test_dir="train/good",
                         train_batch_size=job.get("batch_size", 8), eval_batch_size=job.get("batch_size", 8),
                         num_workers=0, seed=job.get("seed", 0))
+    from lightning.pytorch import seed_everything
+
+    seed_everything(job.get("seed", 0), verbose=False)  # PatchCore's coreset draws from torch's and numpy's generators
     model = _model(job)
     if job.get("backbone_weights"):
         _load_backbone(model, job["backbone_weights"])
