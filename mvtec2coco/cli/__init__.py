@@ -41,6 +41,9 @@ def main() -> None:
     click_errors = tuple({click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
     aborts = tuple({click.exceptions.Abort, typer.Abort})
     install_signal_handlers(ctrl_c=True)
+    from rich.console import Console
+
+    Console.on_broken_pipe = _stdout_closed  # rich's own hook; its default exits 1 without a word
     on_notice(lambda text: err_console.print(f"notice: {text}", markup=False, soft_wrap=True))
     try:
         code = app(standalone_mode=False)
@@ -61,6 +64,12 @@ def main() -> None:
         if STATE["debug"]:
             raise
         _fail(str(exc), 2)
+    except BrokenPipeError:
+        _stdout_closed()
+    except SystemExit as exc:  # click turns a broken pipe into exit 1: found by its context
+        if isinstance(exc.__context__, BrokenPipeError):
+            _stdout_closed()
+        raise
     except OSError as exc:  # an I/O failure no library code expected: still one line
         if STATE["debug"]:
             raise
@@ -104,6 +113,19 @@ def run() -> NoReturn:
         except (OSError, ValueError):  # a closed pipe (`| head`) or a closed stream: nothing left to say
             pass
     os._exit(code or 0)
+
+
+def _stdout_closed(*_console) -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as the writer in a shell
+    pipeline does (128 + SIGPIPE), with stdout pointed at /dev/null so that the last flush cannot
+    fail again. What the command wrote to files is complete by then."""
+    import os
+    import signal
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(128 + signal.SIGPIPE)
 
 
 def _interruption(exc: BaseException, kind: type) -> BaseException | None:

@@ -254,7 +254,9 @@ def _raise_if_stopped(status: int) -> None:
 
 
 class _Bar:
-    """A rich progress bar on stderr when ``description`` is set, else nothing."""
+    """A rich progress bar on stderr when ``description`` is set and stderr is a terminal, else
+    nothing: into a pipe or a log, a transient bar cannot be erased and leaves an empty line before
+    whatever follows (an error's one line, say)."""
 
     def __init__(self, description: str | None, total: int):
         self.description, self.total, self.shown = description, total, description is not None
@@ -265,8 +267,12 @@ class _Bar:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                self.shown = False
+                return self
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            self._progress = Progress(*columns, console=Console(stderr=True), transient=True)
+            self._progress = Progress(*columns, console=console, transient=True)
             self._progress.__enter__()
             self._task = self._progress.add_task(self.description, total=self.total)
         return self

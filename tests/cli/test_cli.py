@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import pytest
+
 from ..helpers import run_cli
 
 
@@ -128,3 +134,17 @@ def test_a_signal_wrapped_by_python_still_exits_as_that_signal(monkeypatch, caps
     monkeypatch.setattr(cli, "app", unrelated)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main()
+
+
+@pytest.mark.parametrize("args", [("summary",), ("--help",)])
+def test_a_closed_stdout_ends_quietly_with_the_code_of_sigpipe(tiny_mvtec, args):
+    """`mvtec2coco summary DATA | head -0`: the reader is gone before anything is written. The
+    command stops without a word on stderr and with 128 + SIGPIPE, as a pipeline's writer does."""
+    import signal
+
+    command = [sys.executable, "-m", "mvtec2coco", *args, *([str(tiny_mvtec)] if args[0] == "summary" else [])]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    proc.stdout.close()  # long before the interpreter has started
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 128 + signal.SIGPIPE and err.strip() == b"", err

@@ -706,8 +706,17 @@ def tamper_cases() -> list[Case]:
         Case("verify-source-moved-given", lambda e: ["verify", str(_moved_source(e)), "--dataset",
                                                      str(e.root / "moved")], 0, data_changes=True),
         Case("verify-clean-all", lambda e: ["verify", str(e.convert("--format", "all"))], 0, "PASS"),
+        Case("verify-source-mask-resized", lambda e: ["verify", str(_source_mask_resized(e))], 2, "mask is",
+             data_changes=True),
     ]
     return cases
+
+
+def _source_mask_resized(e: Env) -> Path:
+    """The source changed after the conversion: a mask no longer fits its image (found by a worker)."""
+    out = e.convert("--format", "all")
+    resize_mask(e)
+    return out
 
 
 def _append(path: Path, line: str) -> None:
@@ -986,7 +995,7 @@ def _run_case(case: Case, env: Env, tiny: Path) -> None:
     assert "Traceback" not in text, text
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     if case.code == 2:
-        assert len(errors) == 1 and result.stderr.strip().startswith("error:"), result.stderr
+        assert len(errors) == 1 and result.stderr.startswith("error:"), result.stderr  # no empty line before it
         assert "\n" not in result.stderr.strip(), f"not one line:\n{result.stderr}"
         assert any(say in result.stderr for say in case.says.split("|")), f"{case.says!r} not in {result.stderr!r}"
     else:
