@@ -476,6 +476,65 @@ def test_png_check_agrees_with_pil_on_every_kind_of_damage(tiny_mvtec, tmp_path)
         assert png_problem(path) is not None
 
 
+def _reference_png_problem(data: bytes) -> str | None:
+    """The chunk walk written plainly: each chunk's length, type and CRC, one after another."""
+    import struct
+    import zlib
+
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return "signature"
+    at, first = 8, True
+    while True:
+        if at + 8 > len(data):
+            return "truncated"
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if first and (kind != b"IHDR" or length < 8):
+            return "no IHDR"
+        first = False
+        end = at + 12 + length
+        if end > len(data):
+            return "truncated"
+        if zlib.crc32(data[at + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
+            return f"CRC {kind!r}"
+        if kind == b"IEND":
+            return None if end == len(data) else "after IEND"
+        at = end
+
+
+def test_png_walk_reading_ahead_over_equal_chunks_agrees_with_a_plain_walk_and_pil(tmp_path):
+    """A large PNG (fixed 8 KB IDAT chunks, read ahead in runs) is found broken exactly when PIL and
+    a plain chunk-by-chunk walk find it broken, wherever one bit flips: in data, in a CRC, in a
+    length or type inside the run; and when it is cut short anywhere."""
+    import random
+
+    import cv2
+    from PIL import Image
+
+    from mvtec2coco.image_integrity import _equal_idat_run, walk_png
+
+    pixels = np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)  # incompressible: ~33 chunks
+    data = cv2.imencode(".png", pixels)[1].tobytes()
+    assert walk_png(data)[0] is None and _equal_idat_run(data, 33, 8192)[0] >= 8  # the run-ahead is used
+    rng = random.Random(2)
+    path = tmp_path / "x.png"
+    positions = [rng.randrange(8, len(data)) for _ in range(120)] + [33 + 8204 * 5 + k for k in range(8)] + \
+        [33 + 8204 * 9 - 4 + k for k in range(4)]  # a run chunk's length and type, and a stored CRC
+    for at in positions:
+        damaged = bytearray(data)
+        damaged[at] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(damaged))
+        try:
+            with Image.open(path) as im:
+                im.verify()
+            pil_ok = True
+        except Exception:  # noqa: BLE001
+            pil_ok = False
+        ours = walk_png(bytes(damaged))[0]
+        assert (ours is None) == pil_ok == (_reference_png_problem(bytes(damaged)) is None), at
+    for cut in (len(data) - 1, len(data) - 12, 33 + 8204 * 12, 33 + 8204 * 12 + 7, len(data) // 2, 40):
+        assert walk_png(data[:cut])[0] is not None and _reference_png_problem(data[:cut]) is not None, cut
+
+
 def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     """ultralytics (and torch with it) is imported only to read YOLO outputs."""
     import subprocess
