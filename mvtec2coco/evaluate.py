@@ -204,7 +204,7 @@ def _pixel_block(maps: list[np.ndarray], truth: list[np.ndarray], threshold: flo
                  order: np.ndarray | None = None) -> dict:
     """Pixel AUROC, AUPRO and (with a threshold) Dice and IoU over ``maps`` against ``truth``.
     ``order``: ``np.argsort`` of the maps flattened one after another, when known (``_suborder``):
-    the sort of tens of millions of pixel scores was nearly all of an evaluation's time."""
+    the sort of tens of millions of pixel scores is most of an evaluation's time."""
     flat_maps = np.concatenate([m.ravel() for m in maps])
     flat_truth = np.concatenate([t.ravel() for t in truth])
     if order is None:

@@ -464,7 +464,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     The first (``_check_sources``) decodes each source mask and finds its regions once for all
     formats, checks each output image's data once per file (the formats of an ``--format all``
     output link one file) and reads every COCO image. ``meanwhile`` runs in this process during it
-    (``fork_map``) and imports ultralytics, which imports torch: that second no longer holds back
+    (``fork_map``) and imports ultralytics, which imports torch: that second does not hold back
     the workers. The second pass, forked after the import, reads the YOLO labels with ultralytics
     against the regions the first pass found. What the first sends back is kept small (boxes,
     areas, crops; no outlines, no per-image objects): the main process unpickles it alone."""
@@ -949,7 +949,7 @@ def _coco_unlisted(folder: Path) -> list[str]:
 def _check_yaml(folder: Path) -> str:
     """ultralytics' own dataset check on ``data.yaml`` (no download is attempted). Its last step,
     ``check_font``, finds or fetches a font for plotting, which says nothing about the data and
-    cost more than the check itself (it imports matplotlib and requests): it is skipped here."""
+    costs more than the check itself (it imports matplotlib and requests): it is skipped here."""
     import ultralytics.data.utils as consumer
 
     original = consumer.check_font

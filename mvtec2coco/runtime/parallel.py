@@ -121,10 +121,12 @@ def fork_map(
 
     The objects that exist at the fork are frozen (``gc.freeze``) until the workers are done: the
     cyclic garbage collector of the workers and of this process then skips them. With torch
-    imported (by ultralytics, for verify) that is some 350,000 objects, and each full collection
-    walked them all: unpickling the workers' results here took 17 times as long, and the walks
-    wrote to pages the workers share with this process. Off Linux (no fork on Windows, an unsafe one on
-    macOS) it is ``pmap`` after ``meanwhile``, which also runs one worker or few items here.
+    imported (by ultralytics, for verify) that is some 350,000 objects, which each full collection
+    would walk: unpickling the workers' results here would take 17 times as long, and the walks
+    would write to pages the workers share with this process.
+
+    Off Linux (no fork on Windows, an unsafe one on macOS) it is ``pmap`` after ``meanwhile``,
+    which also runs one worker or few items here.
     """
     workers = workers or default_workers()
     weights = sizes or [1] * len(items)
