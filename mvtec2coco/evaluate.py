@@ -274,6 +274,9 @@ def evaluate(predictions: Path, gt: Path, split: str = "test", val_predictions: 
     fpr, tpr = roc_curve(s.scores, s.defective)
     result["image"]["roc"] = {"fpr": fpr, "tpr": tpr}
     maps = s.pixel_maps(root)
+    if maps is not None and not all(np.isfinite(m).all() for m in maps):
+        raise OptionError("pixel scores hold NaN or infinity: no ranking of them is meaningful", root,
+                          "check the model's anomaly maps and scores")
     truth = s.truth() if maps is not None else None
     order = np.argsort(np.concatenate([m.ravel() for m in maps])) if maps is not None else None
     if maps is not None:

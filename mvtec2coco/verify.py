@@ -471,7 +471,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     groups: dict[str, list[tuple[int, tuple]]] = {}
     for k, (_, _, _, _, jobs) in enumerate(prepared):
         for job in jobs:
-            groups.setdefault(job[2].id, []).append((k, job))
+            groups.setdefault((str(job[2].image), job[2].id), []).append((k, job))
     if not groups:
         return
     formats = [p[0] for p in prepared if p[4]]
@@ -825,7 +825,7 @@ def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, 
         raise VerificationError("labels not checked: the image itself is broken", label)
     im_file, lb, shape, segments, _kp, missing, _nf, _ne, nc, msg = verify_image_label(
         (image, label, "", False, max(classes, 1), 0, 0, False))
-    if missing:
+    if missing or (nc and not os.path.isfile(label)):  # ultralytics checks the image first: a refused image hides it
         raise VerificationError("label file is missing", label)
     if nc or lb is None:
         raise VerificationError(f"ultralytics rejected the label: {msg}", label)

@@ -593,3 +593,21 @@ def test_data_yaml_check_skips_only_the_plotting_font(converted_all, monkeypatch
     shutil.copytree(converted_all / "yolo", broken, symlinks=True)
     (broken / "data.yaml").write_text((broken / "data.yaml").read_text().replace("val:", "vall:"))
     assert verify(broken, workers=1)["formats"]["yolo"]["dataset_yaml"].startswith("check_det_dataset failed")
+
+
+def test_a_missing_label_is_named_even_when_ultralytics_refuses_the_image(tmp_path):
+    """ultralytics checks the image before it looks for the label: an image it refuses (here one
+    under 10 px) must not hide that the label file is missing."""
+    import cv2
+
+    from mvtec2coco.errors import VerificationError
+    from mvtec2coco.verify import _yolo_instances
+
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "test" / "a.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(VerificationError, match="label file is missing"):
+        _yolo_instances(str(tmp_path), "test", (8, 8), "a.png", "yolo", 1, True)
+    (tmp_path / "labels" / "test").mkdir(parents=True)
+    (tmp_path / "labels" / "test" / "a.txt").write_text("")
+    with pytest.raises(VerificationError, match="ultralytics rejected the label.*<10 pixels"):
+        _yolo_instances(str(tmp_path), "test", (8, 8), "a.png", "yolo", 1, True)

@@ -183,3 +183,23 @@ def test_per_type_pixel_metrics_from_one_sort_equal_their_own_sorts():
         alone = _pixel_block(picked_maps, picked_truth, 0.5)
         assert shared == pytest.approx(alone, abs=1e-12)  # within a tie group, sums may run in another order
         assert shared["auroc"] is not None and shared["aupro"] is not None
+
+
+def test_pixel_scores_that_are_not_finite_are_refused(gt, tmp_path):
+    """A NaN pixel score has no rank: the evaluation refuses it instead of placing it somewhere
+    (here through anomaly maps whose stored scale is not a number)."""
+    from mvtec2coco.models.patchcore.run import write_maps
+
+    out, _, test = gt
+    rng = np.random.default_rng(0)
+    ids = [img["id"] for img in test["images"]]
+    maps = write_maps(tmp_path / "pred" / "maps", ids, [rng.random((24, 24)).astype(np.float32) for _ in ids])
+    images = [{**img, "score": float(rng.random())} for img in test["images"]]
+    pred = write_predictions(tmp_path / "pred", images, test["categories"], [],
+                             {"family": "patchcore", "anomaly_maps": maps})
+    assert evaluate(pred, out, "test")["pixel"]["auroc"] is not None
+    data = json.loads(pred.read_text())
+    data["info"]["anomaly_maps"]["scale"] = [float("nan"), 1.0]
+    pred.write_text(json.dumps(data))
+    with pytest.raises(OptionError, match="NaN or infinity"):
+        evaluate(pred, out, "test")

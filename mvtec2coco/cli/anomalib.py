@@ -47,7 +47,7 @@ def train(
     backbone_weights: Annotated[Path | None, typer.Option(
         "--backbone-weights", help="A torchvision-format state dict (torch.save) loaded into the backbone before "
                                    "fitting, e.g. the network `patchcore train --set model.weights=FILE` uses.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of every random generator while fitting (PatchCore's "
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of every random generator while fitting (PatchCore's "
                                       "coreset).")] = 0,
 ) -> None:
     """Fit an anomalib model on a category's good training images through anomalib's own Engine.

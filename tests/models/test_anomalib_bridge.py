@@ -31,6 +31,9 @@ def test_without_anomalib_the_command_names_the_extra(tiny_mvtec, tmp_path):
                              str(tiny_mvtec), "--out", str(tmp_path / "run")], capture_output=True, text=True,
                             cwd=tmp_path, env=env)
     assert result.returncode == 2 and "MVTEC2COCO_ANOMALIB_PYTHON" in result.stderr
+    result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--seed", str(2**32),
+                     "--out", tmp_path / "run")  # beyond what lightning seeds: refused before any work
+    assert result.returncode == 2 and "--seed" in result.stderr and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
