@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import filecmp
-import functools
 import json
 import os
 import re
@@ -232,7 +231,7 @@ def _verify_tiles(fmt: str, folder: Path, samples: dict[str, Sample], rows: list
     return [check for checks in done for check in checks]
 
 
-_COCO_FILES: dict[str, tuple] = {}  # path -> (COCO, file_name -> image record, category id -> name)
+_COCO_FILES: dict[tuple[str, str], tuple] = {}  # (folder, subset) -> (COCO, file_name -> image record, path)
 
 
 def _load_coco_files(folder: Path, subsets: set[str], expected: list[str], problems: list[str]) -> list[str]:
@@ -259,7 +258,7 @@ def _load_coco_files(folder: Path, subsets: set[str], expected: list[str], probl
             problems.append(f"{rel}: cannot be read back ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         problems.extend(_coco_file_problems(rel, data, expected))
-        _COCO_FILES[str(path)] = (loaded, images, categories)
+        _COCO_FILES[(os.fspath(folder), subset)] = (loaded, images, str(path))
         names = [categories.get(i + 1, expected[i] if i < len(expected) else "?") for i in range(len(expected))]
     return names
 
@@ -762,11 +761,6 @@ def _image_checked_once():
         consumer.check_image = original
 
 
-@functools.lru_cache(maxsize=64)
-def _coco_path(folder: str, subset: str) -> str:
-    return str(coco.subset_path(Path(folder), subset))
-
-
 def _coco_instances(folder: str, subset: str, size: tuple[int, int],
                     name: str) -> tuple[list[dict], list[OutputMask], dict]:
     """(annotations, their masks, the image record). Each mask is pycocotools' RLE of the
@@ -775,12 +769,11 @@ def _coco_instances(folder: str, subset: str, size: tuple[int, int],
     counts cannot be read back exactly is decoded by pycocotools itself."""
     from pycocotools import mask as mask_utils
 
-    path = _coco_path(folder, subset)
-    if path not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
+    if (folder, subset) not in _COCO_FILES:  # a worker that did not inherit the main process's files (no fork)
         _load_coco_files(Path(folder), {subset}, [], [])
-        if path not in _COCO_FILES:
-            raise VerificationError("its COCO file cannot be read back", path)
-    index, by_name, _ = _COCO_FILES[path]
+        if (folder, subset) not in _COCO_FILES:
+            raise VerificationError("its COCO file cannot be read back", coco.subset_path(Path(folder), subset))
+    index, by_name, path = _COCO_FILES[(folder, subset)]
     image = by_name.get(name)
     if image is None:
         raise VerificationError("image is not listed in the COCO file", path)
@@ -935,11 +928,9 @@ def _files(root: Path) -> list[str]:
 
 
 def _coco_unlisted(folder: Path) -> list[str]:
-    listed = set()
-    for path, (_coco, by_name, _cats) in _COCO_FILES.items():
-        subset = Path(path).stem[len("instances_"):]
-        listed |= {f"{subset}/{name}" for name in by_name}
-    loaded = {Path(p).stem[len("instances_"):] for p in _COCO_FILES}
+    mine = {subset: by_name for (where, subset), (_, by_name, _) in _COCO_FILES.items() if where == os.fspath(folder)}
+    listed = {f"{subset}/{name}" for subset, by_name in mine.items() for name in by_name}
+    loaded = set(mine)
     base = str(folder / "images") + os.sep
     on_disk = {p[len(base):].replace(os.sep, "/") for p in _files(folder / "images")}
     on_disk = {p for p in on_disk if p.split("/", 1)[0] in loaded}  # an unreadable file is reported already
