@@ -104,3 +104,8 @@ def test_patchcore_fits_on_the_backbone_weights_it_is_given(tiny_mvtec, tmp_path
                      "--backbone-weights", tmp_path / "bad.pt", "--out", tmp_path / "run2")
     assert result.returncode == 2 and "lacks 89 of the backbone's 90 tensors" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run2").exists()
+    (tmp_path / "garbage.pt").write_bytes(bytes(range(256)) * 4)
+    result = run_cli("anomalib", "train", "--model", "patchcore", "--data", tiny_mvtec, "--category", "bottle",
+                     "--backbone-weights", tmp_path / "garbage.pt", "--out", tmp_path / "run3")
+    assert result.returncode == 2 and "cannot be read as a state dict" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run3").exists()

@@ -48,7 +48,13 @@ def _load_backbone(model, path: str) -> None:
     net = getattr(getattr(getattr(model, "model", None), "feature_extractor", None), "feature_extractor", None)
     if net is None:
         raise SystemExit(f"backbone_weights: anomalib's {type(model).__name__} has no backbone to load them into")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch's own errors: not a file torch.save wrote
+        raise SystemExit(f"backbone_weights: {path} cannot be read as a state dict "
+                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]})") from None
+    if not isinstance(state, dict):
+        raise SystemExit(f"backbone_weights: {path} holds a {type(state).__name__}, not a state dict")
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     if missing:
