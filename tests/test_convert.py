@@ -532,6 +532,38 @@ def test_png_walk_reading_ahead_over_equal_chunks_agrees_with_a_plain_walk_and_p
         assert walk_png(data[:cut])[0] is not None and _reference_png_problem(data[:cut]) is not None, cut
 
 
+def test_png_file_check_read_whole_or_mapped_finds_the_same(tmp_path, monkeypatch):
+    """A PNG up to MAP_ABOVE bytes is read whole, a larger one memory-mapped: both ways give the
+    same finding for an intact file, for damaged ones (a bit flipped, cut short, bytes appended)
+    and for an empty file; and both are used."""
+    import mmap
+
+    import cv2
+
+    import mvtec2coco.image_integrity as integrity
+
+    pixels = np.random.default_rng(4).integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    data = cv2.imencode(".png", pixels)[1].tobytes()
+    files = {"intact": data, "flipped": data[:500] + bytes([data[500] ^ 4]) + data[501:], "cut": data[:-5],
+             "padded": data + b"\0", "empty": b""}
+    maps = []
+    real_mmap = mmap.mmap
+    monkeypatch.setattr(integrity.mmap, "mmap", lambda *a, **k: maps.append(1) or real_mmap(*a, **k))
+    found = {}
+    for limit in (1 << 30, 0):  # everything read whole, then everything (but the empty file) mapped
+        monkeypatch.setattr(integrity, "MAP_ABOVE", limit)
+        for name, content in files.items():
+            path = tmp_path / f"{name}.png"
+            path.write_bytes(content)
+            found.setdefault(name, []).append((integrity.png_facts(path), integrity.image_data_problem(path)))
+    assert len(maps) == 2 * (len(files) - 1)  # png_facts and image_data_problem, each non-empty file, once
+    for name, (whole, mapped) in found.items():
+        assert whole == mapped, name
+        assert (whole[0][0] is None) == (name == "intact"), name
+    assert found["intact"][0][1] == (None, (120, 120))
+    assert found["empty"][0][0][0] == "image data is corrupt (empty file)"
+
+
 def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     """ultralytics (and torch with it) is imported only to read YOLO outputs."""
     import subprocess
