@@ -48,7 +48,16 @@ def output_name(source_relpath: str, names: str = "flat") -> str:
     """The image's file name inside ``images/<subset>/`` for the name layout ``names``."""
     if names == "mirror":
         return source_relpath
+    if not _needs_escape(source_relpath):  # the common case, one string test instead of one per part
+        return source_relpath.replace("/", JOIN)
     return JOIN.join(_escape(part) for part in source_relpath.split("/"))
+
+
+def _needs_escape(relpath: str) -> bool:
+    """Whether any part of ``relpath`` holds ``%`` or ``__`` or starts or ends with ``_``
+    (``_escape`` would change it)."""
+    return ("%" in relpath or JOIN in relpath or relpath.startswith("_") or relpath.endswith("_")
+            or "/_" in relpath or "_/" in relpath)
 
 
 def source_name(name: str) -> str:
