@@ -130,6 +130,7 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     _COCO_FILES.clear()  # nothing read by an earlier call in this process is trusted: files may have changed
     _SEEN.clear()
     _PNG_CHECKED.clear()
+    _INTACT_OUTPUTS.clear()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
     listed: dict[tuple, dict[str, Sample]] = {}  # an --format all output lists one dataset once, not per format
@@ -481,7 +482,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     slots: list[tuple[int, int]] = []
     later: list[tuple[tuple, _Later, _Source]] = []
     for members, (results, sources, intact_pngs) in zip(groups.values(), first):
-        _PNG_CHECKED.update(intact_pngs)
+        _INTACT_OUTPUTS.update(intact_pngs)
         for (k, args), result in zip(members, results):
             prepared[k][3].append(result if isinstance(result, ImageCheck) else None)
             if not isinstance(result, ImageCheck):
@@ -508,12 +509,12 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | 
     """One sample in every format that lists it: its source regions found (and cut out) once per
     way of reading them, its source image looked up once, each output image's data checked, the
     COCO formats checked. Returns the COCO checks and the YOLO checks still to run, in the order of
-    ``members``; the sources they refer to; and the size of each output PNG found intact, by
-    (device, inode)."""
+    ``members``; the sources they refer to; and the size of each output PNG found intact, by its
+    path."""
     found: dict[tuple, int] = {}
     sources: list[_Source] = []
     results: list[ImageCheck | _Later] = []
-    intact: dict[tuple[int, int], tuple[int, int]] = {}
+    intact: dict[str, tuple[int, int]] = {}
     sample = with_size(members[0][1][2])
     size = (sample.width, sample.height)
     try:
@@ -531,10 +532,10 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | 
             sources.append(_Source([Region(r.bbox, r.area) for r in regions],
                                    source_crops(regions, masks) if masked else None, labels))
         name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-        problem, data_broken, image = _image_problem(os.path.join(folder, "images", subset, name), str(sample.image),
-                                                     source_stat, options.get("images", "link"))
-        if image in _PNG_CHECKED:
-            intact[image] = _PNG_CHECKED[image]
+        output = os.path.join(folder, "images", subset, name)  # as ``_yolo_instances`` names it to ultralytics
+        problem, data_broken, image = _image_problem(output, str(sample.image), source_stat, options.get("images", "link"))
+        if image in _PNG_CHECKED and fmt != "coco":  # the second pass reads the YOLO formats alone
+            intact[output] = _PNG_CHECKED[image]
         if fmt == "coco":
             results.append(_check_image(fmt, folder, subset, _expected(sample, options, size, sources[found[key]],
                                                                        problem, data_broken), names))
@@ -732,6 +733,7 @@ def _image_data_problem(path: str, key: tuple[int, int]) -> str | None:
 
 
 _PNG_CHECKED: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (width, height) of an intact PNG
+_INTACT_OUTPUTS: dict[str, tuple[int, int]] = {}  # output image path -> ``_PNG_CHECKED`` of its file, for the second pass
 
 
 @contextmanager
@@ -740,14 +742,15 @@ def _image_checked_once():
     repeats PIL's verify, which ``image_data_problem`` has just done for this file, at several times the
     cost and once per YOLO format. While this block runs, a PNG that ``image_data_problem`` found intact
     (and without EXIF, whose orientation ultralytics would apply) gets ultralytics' own size and
-    format checks on its header instead; every other file gets ultralytics' full check."""
+    format checks on its header instead; every other file gets ultralytics' full check. The PNGs are
+    known by the paths the first pass checked (``_INTACT_OUTPUTS``), the very strings the second
+    pass hands to ultralytics."""
     import ultralytics.data.utils as consumer
 
     original = consumer.check_image
 
     def check_image(im_file: str) -> tuple[str, tuple[int, int]]:
-        st = os.stat(im_file)
-        size = _PNG_CHECKED.get((st.st_dev, st.st_ino))
+        size = _INTACT_OUTPUTS.get(im_file)
         if size is None:
             return original(im_file)
         width, height = size
@@ -855,12 +858,20 @@ def _box_iou_matrix(source: list[tuple[int, int, int, int]], found: list[tuple[f
     return out
 
 
+_SMALL_SORT = 64  # entries of a matrix small enough that sorting in Python beats numpy's fixed costs
+
+
 def _match(matrix: np.ndarray) -> list[tuple[int, int, float]]:
-    """Greedy one-to-one matching by descending IoU (IoU > 0 only)."""
+    """Greedy one-to-one matching by descending IoU (IoU > 0 only); equal IoUs in row-major order."""
     pairs, used_r, used_c = [], set(), set()
     if matrix.size == 0:
         return pairs
-    order = np.dstack(np.unravel_index(np.argsort(-matrix, axis=None), matrix.shape))[0]
+    if matrix.size <= _SMALL_SORT:  # one region and one instance, mostly
+        cols = matrix.shape[1]
+        values = matrix.ravel().tolist()
+        order = [divmod(k, cols) for k in sorted(range(len(values)), key=lambda k: -values[k])]  # stable
+    else:
+        order = np.dstack(np.unravel_index(np.argsort(-matrix, axis=None, kind="stable"), matrix.shape))[0]
     for r, c in order:
         if matrix[r, c] <= 0:
             break

@@ -607,6 +607,27 @@ def test_yolo_pass_trusts_only_the_pngs_the_first_pass_found_intact(converted_al
     assert result["formats"]["yolo-seg"]["images"] == 34
 
 
+def test_matching_small_and_large_matrices_pair_alike(monkeypatch):
+    """verify's greedy matching sorts small IoU matrices in Python and large ones with numpy:
+    on random matrices full of ties and zeros both give the same pairs, equal IoUs taken in
+    row-major order."""
+    import mvtec2coco.verify as verify_module
+
+    rng = np.random.default_rng(6)
+    for _ in range(400):
+        shape = (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
+        matrix = rng.choice([0.0, 0.0, 0.25, 0.5, 0.5, 1.0, 1.5], size=shape)
+        small = verify_module._match(matrix)
+        monkeypatch.setattr(verify_module, "_SMALL_SORT", 0)
+        large = verify_module._match(matrix)
+        monkeypatch.setattr(verify_module, "_SMALL_SORT", 64)
+        assert small == large, matrix
+        if matrix.max() == 0:
+            assert small == []
+            continue
+        assert small[0][:2] == divmod(int(np.flatnonzero(matrix.ravel() == matrix.max())[0]), shape[1])
+
+
 def test_verify_without_rle_regions_finds_the_same_instances():
     """verify finds source regions without their RLE: boxes, areas and outlines equal those of the
     conversion's own regions, on random masks with holes and islands."""
