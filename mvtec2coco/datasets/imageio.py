@@ -51,7 +51,7 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
-def read_header(path: Path) -> ImageHeader:
+def read_header(path: Path | str) -> ImageHeader:
     """Return the size of an image from its header, raising ``BrokenFileError`` if unreadable."""
     try:
         fd = os.open(path, os.O_RDONLY)  # raw reads: a buffered file object cost more than the I/O
@@ -69,7 +69,7 @@ def read_header(path: Path) -> ImageHeader:
     return _pil_header(path)
 
 
-def _png_header(path: Path, head: bytes, tail: bytes) -> ImageHeader:
+def _png_header(path: Path | str, head: bytes, tail: bytes) -> ImageHeader:
     if len(head) < 33 or head[12:16] != b"IHDR":
         raise BrokenFileError("PNG header is cut short", path, "copy the file again")
     width, height, _depth, colour = struct.unpack(">IIBB", head[16:26])
@@ -80,7 +80,7 @@ def _png_header(path: Path, head: bytes, tail: bytes) -> ImageHeader:
     return ImageHeader(width, height, PNG_CHANNELS[colour])
 
 
-def _pil_header(path: Path) -> ImageHeader:
+def _pil_header(path: Path | str) -> ImageHeader:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -93,7 +93,7 @@ def _pil_header(path: Path) -> ImageHeader:
         raise BrokenFileError(f"not a readable image ({type(exc).__name__})", path) from exc
     if fmt == "JPEG":
         with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 64))
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 64))
             if JPEG_EOI not in fh.read():
                 raise BrokenFileError("JPEG file is truncated (no end marker)", path, "copy the file again")
     return ImageHeader(width, height, channels)
