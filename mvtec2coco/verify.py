@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import io
 import json
 import os
 import re
@@ -103,13 +104,20 @@ def _read_report(folder: Path) -> dict:
     return report
 
 
+_MANIFESTS: dict[bytes, list[dict]] = {}  # split.csv bytes -> its rows: the formats of an --format all output share one
+
+
 def _read_manifest(folder: Path) -> list[dict]:
+    """The rows of ``meta/split.csv`` (read-only: a file with the same bytes as one read before
+    gives the same list)."""
     path = manifest_path(folder)
     if not path.is_file():
         raise VerificationError("split.csv is missing", path, "convert again")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+        raw = path.read_bytes()
+        if raw not in _MANIFESTS:
+            _MANIFESTS[raw] = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+        rows = _MANIFESTS[raw]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise VerificationError(f"split.csv is unreadable ({exc})", path, "convert again") from exc
     if rows and not {"sample_id", "subset"} <= set(rows[0]):
@@ -128,6 +136,7 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
         raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
     quiet_offline_ultralytics()  # imported only when a YOLO output is read: while the workers check, or here for tiles
     _COCO_FILES.clear()  # nothing read by an earlier call in this process is trusted: files may have changed
+    _MANIFESTS.clear()
     _SEEN.clear()
     _PNG_CHECKED.clear()
     _INTACT_OUTPUTS.clear()

@@ -591,6 +591,20 @@ def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     assert done.stdout.split() == ["True", "False", "False"]
 
 
+def test_each_format_is_checked_against_its_own_split_file(tiny_mvtec, tmp_path):
+    """The formats of an --format all output share one parsed split.csv only while its bytes are
+    the same: a row repeated in yolo-seg's fails yolo-seg alone, and the other two still pass."""
+    out = tmp_path / "all"
+    run_cli("convert", tiny_mvtec, "--format", "all", "--out", out, check=True)
+    path = out / "yolo-seg" / "meta" / "split.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines, lines[1]]))
+    result = verify(out, workers=2)
+    passed = {fmt: summary["passed"] for fmt, summary in result["formats"].items()}
+    assert passed == {"yolo": True, "yolo-seg": False, "coco": True}
+    assert any("listed more than once" in p for p in result["formats"]["yolo-seg"]["problems"])
+
+
 def test_yolo_pass_trusts_only_the_pngs_the_first_pass_found_intact(converted_all, monkeypatch):
     """The YOLO labels are read in a second pass of workers, forked after the first has checked
     every image: ultralytics' own full image check is replaced by the header size of each PNG
