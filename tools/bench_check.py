@@ -4,8 +4,9 @@
 Whole processes (`python -m mvtec2coco ...`, start-up and imports included, as a user runs them)
 on the same data with the same workers, alternating within each run after an untimed warm-up:
 convert into a fresh folder, verify that output, validate and summarise the dataset. Prints each
-run's ratios and their median over --repeat runs, and the peak memory of each command (its
-process and its workers). Also times PatchCore's greedy coreset, the matrix-vector form against
+run's ratios and their median over --repeat runs, the median of the same ratios in CPU seconds
+(the process and its workers: steadier than wall time on a noisy machine), and the peak memory
+of each command. Also times PatchCore's greedy coreset, the matrix-vector form against
 the plain full-difference update, on random features of the real fit's shape (patches x 384,
 projected to 128), and checks that both select the same points.
 
@@ -30,9 +31,9 @@ from mvtec2coco.runtime.parallel import default_workers
 from mvtec2coco.synth import generate
 
 
-def _run(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB of its largest process) of one whole command (``wait4``
-    gives that command's own usage, its workers included)."""
+def _run(args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MB of its largest process, CPU seconds) of one whole command
+    (``wait4`` gives that command's own usage, its workers included)."""
     import tempfile
 
     with tempfile.TemporaryFile() as err:
@@ -44,10 +45,10 @@ def _run(args: list[str]) -> tuple[float, float]:
         if proc.returncode not in (0, 1):  # validate exits 1 on errors in the data; anything else is a failure
             err.seek(0)
             raise SystemExit(f"{' '.join(args)} failed: {err.read().decode(errors='replace').strip()[-400:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def one_run(root: Path, work: Path, workers: int, k: int) -> dict[str, tuple[float, float]]:
+def one_run(root: Path, work: Path, workers: int, k: int) -> dict[str, tuple[float, float, float]]:
     out = work / f"check_out_{k}"
     j = ["--workers", str(workers)]
     times = {"convert": _run(["convert", str(root), "--format", "all", "--out", str(out), *j])}
@@ -95,6 +96,7 @@ def main() -> None:
     print(f"data {root}, {args.workers} workers, whole processes; ratios to convert --format all")
     one_run(root, work, args.workers, -1)  # warm-up, untimed
     ratios: dict[str, list[float]] = {"verify": [], "validate": [], "summary": []}
+    cpu_ratios: dict[str, list[float]] = {name: [] for name in ratios}
     peaks: dict[str, float] = {}
     for k in range(args.repeat):
         times = one_run(root, work, args.workers, k)
@@ -102,11 +104,14 @@ def main() -> None:
         line = [f"run {k + 1}: convert {base:.2f} s"]
         for name in ratios:
             ratios[name].append(times[name][0] / base)
+            cpu_ratios[name].append(times[name][2] / times["convert"][2])
             line.append(f"{name} {times[name][0]:.2f} s ({ratios[name][-1]:.2f}x)")
-        for name, (_, peak) in times.items():
+        for name, (_, peak, _) in times.items():
             peaks[name] = max(peaks.get(name, 0.0), peak)
         print(", ".join(line))
     print("median: " + ", ".join(f"{name} {statistics.median(v):.2f}x" for name, v in ratios.items()))
+    print("median of CPU-second ratios (the process and its workers): "
+          + ", ".join(f"{name} {statistics.median(v):.2f}x" for name, v in cpu_ratios.items()))
     print("peak memory (largest process): " + ", ".join(f"{n} {p:.0f} MB" for n, p in peaks.items()))
     for k in [-1, *range(args.repeat)]:
         shutil.rmtree(work / f"check_out_{k}", ignore_errors=True)
