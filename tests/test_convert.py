@@ -621,6 +621,28 @@ def test_yolo_pass_trusts_only_the_pngs_the_first_pass_found_intact(converted_al
     assert result["formats"]["yolo-seg"]["images"] == 34
 
 
+def test_image_iou_of_one_region_and_one_instance_equals_the_unions(monkeypatch):
+    """With one source region and one output mask, the image IoU is read off the pair itself: on
+    random crops and windows (overlapping, apart, nested, an empty output, values other than 1)
+    it equals the IoU of the unions built over their common box."""
+    import mvtec2coco.verify as verify_module
+
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(1, 12, 2))
+        crop = rng.random((h, w)) < 0.6
+        region = verify_module.Region((int(rng.integers(0, 20)), int(rng.integers(0, 20)), w, h), int(crop.sum()))
+        oh, ow = (int(v) for v in rng.integers(0, 12, 2))
+        window = (rng.random((oh, ow)) < 0.5).astype(np.uint8) * rng.choice([1, 255])
+        output = verify_module.OutputMask(window, (int(rng.integers(0, 20)), int(rng.integers(0, 20)), ow, oh),
+                                          int(np.count_nonzero(window)))
+        fast = verify_module.mask_ious([region], [crop], [output])
+        monkeypatch.setattr(verify_module, "_ONE_PAIR_UNION", False)
+        full = verify_module.mask_ious([region], [crop], [output])
+        monkeypatch.setattr(verify_module, "_ONE_PAIR_UNION", True)
+        assert np.array_equal(fast[0], full[0]) and fast[1] == pytest.approx(full[1], abs=1e-12), (region, output.box)
+
+
 def test_matching_small_and_large_matrices_pair_alike(monkeypatch):
     """verify's greedy matching sorts small IoU matrices in Python and large ones with numpy:
     on random matrices full of ties and zeros both give the same pairs, equal IoUs taken in
