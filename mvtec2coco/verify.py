@@ -555,7 +555,7 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | 
             sources.append(_Source([Region(r.bbox, r.area) for r in regions],
                                    source_crops(regions, masks) if masked else None, labels))
         name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-        output = os.path.join(folder, "images", subset, name)  # as ``_yolo_instances`` names it to ultralytics
+        output = _output_image(folder, subset, name)  # as ``_yolo_instances`` names it to ultralytics
         problem, data_broken, image = _image_problem(output, str(sample.image), source_stat, options.get("images", "link"))
         if image in _PNG_CHECKED and fmt != "coco":  # the second pass reads the YOLO formats alone
             intact[output] = _PNG_CHECKED[image]
@@ -565,6 +565,12 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | 
         else:
             results.append(_Later(size, problem, data_broken, found[key]))
     return results, sources, intact
+
+
+def _output_image(folder: str, subset: str, name: str) -> str:
+    """``os.path.join(folder, "images", subset, name)`` for the strings verify builds (``folder``
+    without a trailing separator, ``name`` relative), at a fraction of its cost."""
+    return f"{folder}{os.sep}images{os.sep}{subset}{os.sep}{name}"
 
 
 def _expected(sample: Sample, options: dict, size: tuple[int, int], source: _Source, problem: str | None,
@@ -836,7 +842,7 @@ def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, 
     masks rasterised by its ``polygon2mask`` for ``yolo-seg``."""
     from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
 
-    image = os.path.join(folder, "images", subset, name)
+    image = _output_image(folder, subset, name)
     label = img2label_paths([image])[0]
     if not image_ok:  # ultralytics would rewrite a JPEG without its end marker: read the labels only
         if not os.path.isfile(label):
