@@ -20,7 +20,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -145,6 +145,8 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
     listed: dict[tuple, dict[str, Sample]] = {}  # an --format all output lists one dataset once, not per format
     value_maps: dict[tuple, dict] = {}
     prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]] = []  # fmt, folder, problems, checks, jobs
+    coco_pending: dict[int, tuple[Path, set[str], list[str], list[str]]] = {}  # prepared index -> _load_coco_files' args
+    coco_names: dict[int, list[str]] = {}  # prepared index -> class names by category id - 1, as its COCO files give them
     for fmt, folder in find_outputs(out).items():
         report = _read_report(folder)
         root = Path(dataset) if dataset else Path(report["dataset"]["root"])
@@ -173,7 +175,10 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
         problems: list[str] = []
         duplicates = [k for k, n in Counter(r["sample_id"] for r in rows).items() if n > 1]
         problems += [f"split.csv: sample {k} is listed more than once" for k in duplicates]
-        if fmt == "coco":
+        if fmt == "coco" and "tiling" not in report:  # loaded while the first pass runs (``list_outputs``)
+            coco_pending[len(prepared)] = (folder, {r["subset"] for r in rows}, expected, problems)
+            names = list(expected)
+        elif fmt == "coco":
             names = _load_coco_files(folder, {r["subset"] for r in rows}, expected, problems)
         else:
             names = _yolo_names(folder, expected, problems)
@@ -191,13 +196,15 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
             prepared.append((fmt, folder, problems, [], jobs))
     listings: dict[str, tuple[list[str], str | None]] = {}
 
-    def list_outputs() -> None:  # ultralytics' import, file listings and data.yaml: while the workers check the images
+    def list_outputs() -> None:  # COCO files, ultralytics' import, listings, data.yaml: while the workers check images
+        for k, pending in coco_pending.items():
+            coco_names[k] = _load_coco_files(*pending)
         if any(fmt != "coco" for fmt, *_ in prepared):
             import ultralytics.data.utils  # noqa: F401 - once here, before the workers that read YOLO labels fork
         for fmt, folder, *_ in prepared:
             listings[fmt] = (_unpaired(folder), _check_yaml(folder)) if fmt != "coco" else (_coco_unlisted(folder), None)
 
-    _check_untiled(prepared, workers, progress, list_outputs)
+    _check_untiled(prepared, workers, progress, list_outputs, coco_names)
     if not listings:
         list_outputs()
     for fmt, _folder, problems, checks, _ in prepared:
@@ -471,7 +478,7 @@ class _Source(NamedTuple):
 
 
 class _Later(NamedTuple):
-    """A YOLO image's check as the first pass leaves it: its image checked, its regions found."""
+    """An output image's check as the first pass leaves it: its image checked, its regions found."""
 
     size: tuple[int, int]  # of the source image, read by the first pass
     image_problem: str | None
@@ -480,17 +487,21 @@ class _Later(NamedTuple):
 
 
 def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], list[tuple]]], workers: int | None,
-                   progress: bool, meanwhile: Callable[[], object] | None = None) -> None:
+                   progress: bool, meanwhile: Callable[[], object] | None = None,
+                   names_of: dict[int, list[str]] | None = None) -> None:
     """Every untiled format's checks, in two passes over the samples; appends each format's checks
     in its order.
 
     The first (``_check_sources``) decodes each source mask and finds its regions once for all
-    formats, checks each output image's data once per file (the formats of an ``--format all``
-    output link one file) and reads every COCO image. ``meanwhile`` runs in this process during it
-    (``fork_map``) and imports ultralytics, which imports torch: that second does not hold back
-    the workers. The second pass, forked after the import, reads the YOLO labels with ultralytics
-    against the regions the first pass found. What the first sends back is kept small (boxes,
-    areas, crops; no outlines, no per-image objects): the main process unpickles it alone."""
+    formats and checks each output image's data once per file (the formats of an ``--format all``
+    output link one file): what needs no consumer. ``meanwhile`` runs in this process during it
+    (``fork_map``): it loads the COCO files with pycocotools and imports ultralytics, which imports
+    torch, so that neither holds back the workers. The second pass, forked after that, reads every
+    output as its consumer does (each COCO image with pycocotools, each YOLO label file with
+    ultralytics) against the regions the first pass found; ``names_of`` gives, by index into
+    ``prepared``, the class names that ``meanwhile`` read for a format. What the first sends back is
+    kept small (boxes, areas, crops; no outlines, no per-image objects): the main process unpickles
+    it alone."""
     groups: dict[str, list[tuple[int, tuple]]] = {}
     for k, (_, _, _, _, jobs) in enumerate(prepared):
         for job in jobs:
@@ -499,9 +510,9 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
         return
     formats = [p[0] for p in prepared if p[4]]
     with opencv_single_threaded():
-        first = fork_map(_check_sources, list(groups.values()), workers,
-                         f"Verifying sources, images{', coco' if 'coco' in formats else ''}" if progress else None,
+        first = fork_map(_check_sources, list(groups.values()), workers, "Verifying sources, images" if progress else None,
                          initializer=keep_freed_memory, meanwhile=meanwhile)
+    names_of = names_of or {}
     slots: list[tuple[int, int]] = []
     later: list[tuple[tuple, _Later, _Source]] = []
     for members, (results, sources, intact_pngs) in zip(groups.values(), first):
@@ -510,12 +521,13 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
             prepared[k][3].append(result if isinstance(result, ImageCheck) else None)
             if not isinstance(result, ImageCheck):
                 slots.append((k, len(prepared[k][3]) - 1))
+                if k in names_of:  # the names its files give, read meanwhile
+                    args = (*args[:5], names_of[k], *args[6:])
                 later.append((args, result, sources[result.source]))
     if not later:
         return
-    yolo = "+".join(f for f in formats if f != "coco")
-    with opencv_single_threaded(), _image_checked_once():
-        second = fork_map(_check_later, later, workers, f"Verifying {yolo}" if progress else None,
+    with opencv_single_threaded(), _image_checked_once() if any(f != "coco" for f in formats) else nullcontext():
+        second = fork_map(_check_later, later, workers, f"Verifying {'+'.join(formats)}" if progress else None,
                           initializer=keep_freed_memory)
     for (k, at), check in zip(slots, second):
         prepared[k][3][at] = check
@@ -528,15 +540,14 @@ def _check_later(job: tuple[tuple, _Later, _Source]) -> ImageCheck:
                                                        done.data_broken), names)
 
 
-def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | _Later], list[_Source], dict]:
+def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list[_Source], dict]:
     """One sample in every format that lists it: its source regions found (and cut out) once per
-    way of reading them, its source image looked up once, each output image's data checked, the
-    COCO formats checked. Returns the COCO checks and the YOLO checks still to run, in the order of
-    ``members``; the sources they refer to; and the size of each output PNG found intact, by its
-    path."""
+    way of reading them, its source image looked up once, each output image's data checked.
+    Returns each format's check as the second pass is to finish it, in the order of ``members``;
+    the sources they refer to; and the size of each output PNG found intact, by its path."""
     found: dict[tuple, int] = {}
     sources: list[_Source] = []
-    results: list[ImageCheck | _Later] = []
+    results: list[_Later] = []
     intact: dict[str, tuple[int, int]] = {}
     sample = with_size(members[0][1][2])
     size = (sample.width, sample.height)
@@ -557,13 +568,9 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[ImageCheck | 
         name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
         output = _output_image(folder, subset, name)  # as ``_yolo_instances`` names it to ultralytics
         problem, data_broken, image = _image_problem(output, str(sample.image), source_stat, options.get("images", "link"))
-        if image in _PNG_CHECKED and fmt != "coco":  # the second pass reads the YOLO formats alone
+        if image in _PNG_CHECKED and fmt != "coco":  # ultralytics' image check, in the second pass
             intact[output] = _PNG_CHECKED[image]
-        if fmt == "coco":
-            results.append(_check_image(fmt, folder, subset, _expected(sample, options, size, sources[found[key]],
-                                                                       problem, data_broken), names))
-        else:
-            results.append(_Later(size, problem, data_broken, found[key]))
+        results.append(_Later(size, problem, data_broken, found[key]))
     return results, sources, intact
 
 

@@ -591,6 +591,41 @@ def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     assert done.stdout.split() == ["True", "False", "False"]
 
 
+def test_coco_files_load_while_the_first_pass_runs_and_renamed_categories_fail(tiny_mvtec, tmp_path, monkeypatch):
+    """The COCO files are read with pycocotools while the first pass's workers check the sources
+    and images, and every COCO image is read in the second pass against them: a category renamed
+    in one file fails COCO alone, naming the file's categories."""
+    import mvtec2coco.verify as verify_module
+
+    out = tmp_path / "all"
+    run_cli("convert", tiny_mvtec, "--format", "all", "--out", out, check=True)
+    path = out / "coco" / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    used = {a["category_id"] for a in data["annotations"]}
+    renamed = next(c for c in data["categories"] if c["id"] in used)
+    renamed["name"] = "renamed"
+    path.write_text(json.dumps(data))
+    events = []
+    real_fork_map, real_load = verify_module.fork_map, verify_module._load_coco_files
+
+    def fork_map(fn, *args, **kwargs):
+        events.append(fn.__name__)
+        return real_fork_map(fn, *args, **kwargs)
+
+    def load(*args):
+        events.append("load")
+        return real_load(*args)
+
+    monkeypatch.setattr(verify_module, "fork_map", fork_map)
+    monkeypatch.setattr(verify_module, "_load_coco_files", load)
+    result = verify(out, workers=2)
+    assert events == ["_check_sources", "load", "_check_later"]  # loaded during the first pass, read in the second
+    passed = {fmt: summary["passed"] for fmt, summary in result["formats"].items()}
+    assert passed == {"yolo": True, "yolo-seg": True, "coco": False}
+    assert any(p.startswith("annotations/instances_train.json: categories") and "'renamed'" in p
+               for p in result["formats"]["coco"]["problems"])
+
+
 def test_each_format_is_checked_against_its_own_split_file(tiny_mvtec, tmp_path):
     """The formats of an --format all output share one parsed split.csv only while its bytes are
     the same: a row repeated in yolo-seg's fails yolo-seg alone, and the other two still pass."""
