@@ -43,7 +43,7 @@ def image_data_problem(path: str | Path) -> tuple[str | None, tuple[int, int] | 
     from PIL import Image
 
     with open(path, "rb", buffering=0) as fh:
-        if os.pread(fh.fileno(), len(PNG_SIGNATURE), 0) == PNG_SIGNATURE:
+        if _head(fh) == PNG_SIGNATURE:
             problem, size, exif = _png_file_facts(fh)
             return problem, (size if problem is None and not exif else None)
     try:
@@ -58,6 +58,15 @@ def image_data_problem(path: str | Path) -> tuple[str | None, tuple[int, int] | 
             if fh.read() != JPEG_EOI:
                 return "JPEG does not end with its end marker (truncated or padded)", None
     return None, None
+
+
+def _head(fh) -> bytes:
+    """The first bytes of an open file, leaving its position at the start; b"" for one that cannot
+    seek (a pipe: not a PNG file to walk, PIL says what it is)."""
+    try:
+        return os.pread(fh.fileno(), len(PNG_SIGNATURE), 0)
+    except OSError:
+        return b""
 
 
 def png_problem(path: str | Path) -> str | None:

@@ -321,16 +321,16 @@ def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[
     return names
 
 
-def _source_instances(sample: Sample, options: dict, names: list[str],
-                      values: dict[int, int] | None) -> tuple[list[Instance], list[np.ndarray], list[str]]:
-    """The regions the conversion had to write, the mask layer each comes from and its class
-    (``mask_layers``: merged files or one layer per file, split by value with ``--classes value``)."""
+def _source_instances(sample: Sample, options: dict,
+                      values: dict[int, int] | None) -> tuple[list[Instance], list[np.ndarray], list[int] | None]:
+    """The regions the conversion had to write, the mask layer each comes from and, with
+    ``--classes value``, each one's class id (``mask_layers``: merged files or one layer per file,
+    split by value); None otherwise, where every region has the sample's class."""
     if not sample.masks or sample.is_good:
-        return [], [], []
+        return [], [], [] if values is not None else None
     per_file = not options.get("merge_masks", True)  # outputs without the option merged every file
     layers = sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file)
-    label = class_name(sample, options["classes"])
-    found, masks, labels = [], [], []
+    found, masks, class_ids = [], [], []
     for layer, regions in zip(layers, instances_of_masks((layer.mask for layer in layers), rle=False)):
         if layer.class_id == UNMAPPED:
             continue
@@ -338,8 +338,8 @@ def _source_instances(sample: Sample, options: dict, names: list[str],
             if region.area >= options["min_area"]:
                 found.append(region)
                 masks.append(layer.mask)
-                labels.append(names[layer.class_id] if values is not None else label)
-    return found, masks, labels
+                class_ids.append(layer.class_id)
+    return found, masks, class_ids if values is not None else None
 
 
 def source_crops(found: list[Instance], masks: list[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
@@ -474,7 +474,7 @@ class _Source(NamedTuple):
 
     regions: list[Region]
     crops: list[np.ndarray] | None  # ``source_crops``; None where only boxes are compared
-    labels: list[str]
+    class_ids: list[int] | None  # per region with ``--classes value`` (named by the format's own names), else None
 
 
 class _Later(NamedTuple):
@@ -495,7 +495,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     The first (``_check_sources``) decodes each source mask and finds its regions once for all
     formats and checks each output image's data once per file (the formats of an ``--format all``
     output link one file): what needs no consumer. ``meanwhile`` runs in this process during it
-    (``fork_map``): it loads the COCO files with pycocotools and imports ultralytics, which imports
+    (``fork_map``; before it, where the pass runs in this process): it loads the COCO files with pycocotools and imports ultralytics, which imports
     torch, so that neither holds back the workers. The second pass, forked after that, reads every
     output as its consumer does (each COCO image with pycocotools, each YOLO label file with
     ultralytics) against the regions the first pass found; ``names_of`` gives, by index into
@@ -536,7 +536,7 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
 def _check_later(job: tuple[tuple, _Later, _Source]) -> ImageCheck:
     args, done, source = job
     fmt, folder, sample, subset, options, names, _values = args
-    return _check_image(fmt, folder, subset, _expected(sample, options, done.size, source, done.image_problem,
+    return _check_image(fmt, folder, subset, _expected(sample, options, done.size, source, names, done.image_problem,
                                                        done.data_broken), names)
 
 
@@ -544,7 +544,8 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
     """One sample in every format that lists it: its source regions found (and cut out) once per
     way of reading them, its source image looked up once, each output image's data checked.
     Returns each format's check as the second pass is to finish it, in the order of ``members``;
-    the sources they refer to; and the size of each output PNG found intact, by its path."""
+    the sources they refer to; and the size of each output PNG found intact that a YOLO format
+    reads, by its path."""
     found: dict[tuple, int] = {}
     sources: list[_Source] = []
     results: list[_Later] = []
@@ -558,13 +559,13 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
     masked = any(args[0] != "yolo" for _, args in members)  # only box outputs need no crops
     for _, args in members:
         fmt, folder, _, subset, options, names, values = args
-        key = (options["classes"], options["min_area"], options.get("merge_masks", True), tuple(names),
-               tuple(sorted(values.items())) if values else None)
+        key = (options["classes"], options["min_area"], options.get("merge_masks", True),
+               tuple(sorted(values.items())) if values is not None else None)
         if key not in found:
-            regions, masks, labels = _source_instances(sample, options, names, values)
+            regions, masks, class_ids = _source_instances(sample, options, values)
             found[key] = len(sources)
             sources.append(_Source([Region(r.bbox, r.area) for r in regions],
-                                   source_crops(regions, masks) if masked else None, labels))
+                                   source_crops(regions, masks) if masked else None, class_ids))
         name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
         output = _output_image(folder, subset, name)  # as ``_yolo_instances`` names it to ultralytics
         problem, data_broken, image = _image_problem(output, str(sample.image), source_stat, options.get("images", "link"))
@@ -580,13 +581,16 @@ def _output_image(folder: str, subset: str, name: str) -> str:
     return f"{folder}{os.sep}images{os.sep}{subset}{os.sep}{name}"
 
 
-def _expected(sample: Sample, options: dict, size: tuple[int, int], source: _Source, problem: str | None,
-              data_broken: bool) -> Expected:
-    """What the output image of ``sample`` must hold, in an untiled output written with ``options``."""
+def _expected(sample: Sample, options: dict, size: tuple[int, int], source: _Source, names: list[str],
+              problem: str | None, data_broken: bool) -> Expected:
+    """What the output image of ``sample`` must hold, in an untiled output written with ``options``;
+    with ``--classes value`` each region is named by ``names``, the format's own (its COCO files'
+    categories, its data.yaml), as its instances are."""
     name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
     fields = {"source_file": sample.relpath} if "names" in options else {}  # outputs without the option had none
+    labels = None if source.class_ids is None else [names[c] if c < len(names) else f"class {c}" for c in source.class_ids]
     return Expected(name, size, source.regions, None, class_name(sample, options["classes"]), problem, data_broken,
-                    fields, labels=source.labels, crops=source.crops)
+                    fields, labels=labels, crops=source.crops)
 
 
 def _check_tiles(args) -> list[ImageCheck]:
@@ -748,14 +752,17 @@ def _image_problem(output: str, source: str, source_stat: os.stat_result | OSErr
     except OSError as exc:
         return f"image file cannot be read ({exc.strerror})", True, None
     same_file = (out_stat.st_dev, out_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino)
-    if not same_file:
-        if mode == "symlink" or (mode == "link" and out_stat.st_dev == source_stat.st_dev):
-            return f"image is not the source image {source} (not the same file)", False, None
-        if out_stat.st_size != source_stat.st_size or not filecmp.cmp(output, source, shallow=False):
-            return f"image differs from the source image {source}", False, None
     key = (out_stat.st_dev, out_stat.st_ino)
-    if key not in _SEEN:
-        _SEEN[key] = _image_data_problem(output, key)
+    try:
+        if not same_file:
+            if mode == "symlink" or (mode == "link" and out_stat.st_dev == source_stat.st_dev):
+                return f"image is not the source image {source} (not the same file)", False, None
+            if out_stat.st_size != source_stat.st_size or not filecmp.cmp(output, source, shallow=False):
+                return f"image differs from the source image {source}", False, None
+        if key not in _SEEN:
+            _SEEN[key] = _image_data_problem(output, key)
+    except OSError as exc:  # it can be listed but not read (permissions, an I/O error): a finding, not a crash
+        return f"image file cannot be read ({exc.strerror or exc})", True, None
     return _SEEN[key], _SEEN[key] is not None, key
 
 

@@ -626,6 +626,33 @@ def test_coco_files_load_while_the_first_pass_runs_and_renamed_categories_fail(t
                for p in result["formats"]["coco"]["problems"])
 
 
+def test_an_output_image_that_cannot_be_read_is_a_finding_not_a_crash(converted_all, monkeypatch):
+    """An image that can be listed but not read (permissions, an I/O error) fails every format
+    that holds it with one line naming the error; verify itself does not fail."""
+    import errno
+    import os
+
+    import mvtec2coco.verify as verify_module
+
+    real = verify_module.image_data_problem
+    broken = {}
+
+    def unreadable(path):  # the first file checked, under each of its names (one inode for all formats)
+        inode = os.stat(path).st_ino
+        if broken.setdefault("inode", inode) == inode:
+            broken.setdefault("path", path)
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(verify_module, "image_data_problem", unreadable)
+    result = verify(converted_all, workers=1)
+    name = broken["path"].rsplit("/images/", 1)[1]
+    for fmt in ("yolo", "yolo-seg", "coco"):
+        summary = result["formats"][fmt]
+        assert not summary["passed"]
+        assert f"{name}: image file cannot be read (Permission denied)" in summary["problems"], summary["problems"][:3]
+
+
 def test_each_format_is_checked_against_its_own_split_file(tiny_mvtec, tmp_path):
     """The formats of an --format all output share one parsed split.csv only while its bytes are
     the same: a row repeated in yolo-seg's fails yolo-seg alone, and the other two still pass."""

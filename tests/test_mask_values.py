@@ -88,6 +88,34 @@ def test_value_classes_in_yolo_and_verify_catches_a_swapped_class(cookie, tmp_pa
     assert not result["passed"] and result["formats"]["yolo-seg"]["class_mismatch"] >= 1
 
 
+def test_value_classes_are_named_by_each_formats_own_names_in_verify(cookie, tmp_path):
+    """With --classes value, verify names a source region by the names of the format it checks
+    (COCO's categories, YOLO's data.yaml), as it names the output's instances: a category renamed
+    in the COCO files or in data.yaml is those files' problem, not a class mismatch of every instance
+    of the class, in COCO and YOLO alike; and a swapped COCO category still is a mismatch."""
+    out = tmp_path / "o"
+    convert(load_dataset(cookie), out, ConvertOptions(formats=("coco", "yolo"), classes="value"))
+    assert verify(out)["passed"]
+    coco_file = out / "coco" / "annotations" / "instances_train.json"
+    data = json.loads(coco_file.read_text())
+    used = sorted({a["category_id"] for a in data["annotations"]})
+    for path in (out / "coco" / "annotations").glob("instances_*.json"):  # the class renamed in every file
+        renamed = data if path == coco_file else json.loads(path.read_text())
+        next(c for c in renamed["categories"] if c["id"] == used[0])["name"] = "renamed"
+        path.write_text(json.dumps(renamed))
+    yaml_file = out / "yolo" / "data.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace(" contamination", " renamed", 1))
+    result = verify(out)
+    for fmt, where in (("coco", "instances_train.json: categories"), ("yolo", "data.yaml: names")):
+        summary = result["formats"][fmt]
+        assert not summary["passed"] and summary["class_mismatch"] == 0, (fmt, summary["problems"][:3])
+        assert any(where in p for p in summary["problems"]), (fmt, summary["problems"][:3])
+    swapped = next(a for a in data["annotations"] if a["category_id"] == used[0])
+    swapped["category_id"] = used[1]
+    coco_file.write_text(json.dumps(data))
+    assert verify(out)["formats"]["coco"]["class_mismatch"] >= 1
+
+
 def test_loco_overlapping_masks_give_one_instance_each(tiny_factory, tmp_path):
     """Two mask files of one image that overlap give two instances, whose union is the merged
     mask; --loco-merge merges them first (one region where they touch)."""
