@@ -423,14 +423,11 @@ def mask_ious(found: list[Instance] | list[Region], crops: list[np.ndarray],
                 continue
             inter = np.count_nonzero(crop[y0 - y : y1 - y, x0 - x : x1 - x] & (window[y0 - oy : y1 - oy, x0 - ox : x1 - ox] != 0))
             matrix[i, j] = inter / (inst.area + area - inter)
-    if len(found) == 1 and len(outputs) == 1 and _ONE_PAIR_UNION:  # most images: the unions are the pair itself
+    if len(found) == 1 and len(outputs) == 1:  # most images: the unions are the pair itself
         window, (_, _, ow, oh), _ = outputs[0]
         union = int(np.count_nonzero(crops[0])) + (int(np.count_nonzero(window)) if ow and oh else 0) - int(inter)
         return matrix, 1.0 if union == 0 else int(inter) / union
     return matrix, _union_iou(found, crops, outputs)
-
-
-_ONE_PAIR_UNION = True  # the one-region, one-instance shortcut of ``mask_ious`` (off in a test, to compare)
 
 
 def _union_iou(found: list[Instance] | list[Region], crops: list[np.ndarray], outputs: list[OutputMask]) -> float:
