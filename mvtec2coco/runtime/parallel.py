@@ -1,9 +1,8 @@
 """Map a function over items in worker processes, in order, with an optional rich progress bar.
 
 ``pmap`` is the general tool (a process pool fed item by item). ``fork_map`` is for the hot
-paths, conversion and verification: forked workers inherit the items instead of receiving them,
-and send their results back once each, so the main process has next to nothing to do while they
-work.
+paths, conversion and verification: forked workers inherit the items instead of receiving them
+and send their results back once each, and the main process takes items beside them.
 """
 
 from __future__ import annotations
@@ -106,24 +105,30 @@ def fork_map(
     initializer: Callable[[], object] | None = None,
     meanwhile: Callable[[], object] | None = None,
 ) -> list[R]:
-    """``[fn(item) for item in items]``, computed by ``workers`` forked processes.
+    """``[fn(item) for item in items]``, computed by ``workers`` processes: ``workers - 1`` forked
+    ones and this one.
 
-    The workers inherit ``items`` with the fork and take the next index from a shared counter,
-    so work starts in the order of ``items`` (put the heaviest first) and nothing is pickled on
-    the way in; each worker pickles all its results once, when the items run out. With a process
-    pool, the per-item messages cost the main process about a tenth of a CPU-second on the full
-    synthetic MVTec AD, time taken from the two workers of a 2-core machine.
+    The forked workers inherit ``items`` with the fork and every process takes the next index
+    from a shared counter, so work starts in the order of ``items`` (put the heaviest first) and
+    nothing is pickled on the way in; each forked worker pickles all its results once, when the
+    items run out. With a process pool, the per-item messages cost the main process about a tenth
+    of a CPU-second on the full synthetic MVTec AD, time taken from the two workers of a 2-core
+    machine.
 
-    ``meanwhile`` runs here after the fork, while the workers work: forking while a thread of
-    this process runs is unsafe, so side work belongs there rather than in a thread. The first
-    error of a worker (or of ``meanwhile``, or Ctrl-C) stops the others and is raised here, once
-    no worker is left that could still write.
+    ``meanwhile`` runs here after the fork, while the workers work, and this process then takes
+    items too: ``workers`` processes share the cores all along, whatever ``meanwhile`` costs (verify
+    imports torch there: two forked workers beside it would leave a core idle once they were done
+    and it was not). Forking while a thread of this process runs is unsafe, so side work belongs
+    in ``meanwhile`` rather than in a thread. The first error of a worker (or of ``meanwhile``, or
+    of an item here, or Ctrl-C) stops the others and is raised here, once no worker is left that
+    could still write. ``initializer`` runs once in every process that takes items, this one
+    included.
 
-    The objects that exist at the fork are frozen (``gc.freeze``) until the workers are done: the
-    cyclic garbage collector of the workers and of this process then skips them. With torch
-    imported (by ultralytics, for verify) that is some 350,000 objects, which each full collection
-    would walk: unpickling the workers' results here would take 17 times as long, and the walks
-    would write to pages the workers share with this process.
+    The objects that exist at the fork, and those ``meanwhile`` made, are frozen (``gc.freeze``)
+    until the workers are done: the cyclic garbage collector of the workers and of this process
+    then skips them. With torch imported (by ultralytics, for verify) that is some 350,000
+    objects, which each full collection would walk: unpickling the workers' results here would
+    take 17 times as long, and the walks would write to pages the workers share with this process.
 
     Off Linux (no fork on Windows, an unsafe one on macOS) it is ``pmap`` after ``meanwhile``,
     which also runs one worker or few items here.
@@ -139,7 +144,7 @@ def fork_map(
     children: dict[int, int] = {}  # read end of a worker's pipe -> its pid
     gc.freeze()  # see the docstring
     try:
-        for _ in range(min(workers, len(items))):
+        for _ in range(min(workers, len(items)) - 1):
             read, write = os.pipe()
             # Stop signals wait while forking: one arriving in the child before its handlers are
             # reset would run the parent's handler inside os.fork's own after-fork hooks.
@@ -163,7 +168,9 @@ def fork_map(
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one now reaches the handler
         if meanwhile is not None:
             meanwhile()
-        return _gather(children, len(items), shared, sum(weights), description)
+            gc.freeze()  # what it made, too (see the docstring)
+        return _Gather(children, len(items), shared, sum(weights), description).run(fn, items, weights, lock,
+                                                                                    initializer)
     finally:
         gc.unfreeze()
         for read, pid in children.items():  # only workers still running on an error are left here
@@ -209,40 +216,67 @@ def _pickled_error(exc: Exception) -> bytes:
         return pickle.dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), text, None))
 
 
-def _gather(children: dict[int, int], n: int, shared, total: int, description: str | None) -> list:
-    """Read every worker's results as they arrive; raise the first worker error."""
-    results: list = [None] * n
-    received = 0
-    pieces: dict[int, list[bytes]] = {read: [] for read in children}
-    with selectors.DefaultSelector() as selector, _Bar(description, total) as bar:
-        for read in children:
-            selector.register(read, selectors.EVENT_READ)
-        while children:
-            for key, _ in selector.select(timeout=0.1 if bar.shown else None):
-                data = os.read(key.fd, 1 << 20)
-                if data:
-                    pieces[key.fd].append(data)
-                    continue
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                _, status = os.waitpid(children.pop(key.fd), 0)
-                payload = b"".join(pieces.pop(key.fd))
-                if not payload:
-                    _raise_if_stopped(status)
-                    raise RuntimeError(f"a worker process died without a result (wait status {status})")
-                try:
-                    error, text, done = pickle.loads(payload)
-                except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-                    raise RuntimeError(f"a worker process died while sending its results (wait status {status})") from exc
-                if error is not None:
-                    raise error from WorkerError(text)
-                for k, result in done.items():
-                    results[k] = result
-                received += len(done)
-            bar.update(shared[1])
-    if received != n:
-        raise RuntimeError(f"workers returned {received} of {n} results")
-    return results
+class _Gather:
+    """This process's share of a ``fork_map``: take items until none is left, reading the forked
+    workers' results as they arrive in between (a worker's first error is raised at once), then
+    wait for the rest."""
+
+    def __init__(self, children: dict[int, int], n: int, shared, total: int, description: str | None):
+        self.children, self.shared, self.total, self.description = children, shared, total, description
+        self.results: list = [None] * n
+        self.received = 0
+        self.pieces: dict[int, list[bytes]] = {read: [] for read in children}
+
+    def run(self, fn: Callable, items: list, weights: list[int], lock, initializer: Callable[[], object] | None) -> list:
+        shared, n = self.shared, len(self.results)
+        with selectors.DefaultSelector() as selector, _Bar(self.description, self.total) as bar:
+            for read in self.children:
+                selector.register(read, selectors.EVENT_READ)
+            if initializer is not None:
+                initializer()
+            while True:
+                with lock:
+                    k = shared[0]
+                    shared[0] = k + 1
+                if k >= n:
+                    break
+                self.results[k] = fn(items[k])
+                self.received += 1
+                with lock:
+                    shared[1] += weights[k]
+                self._read(selector, 0)
+                bar.update(shared[1])
+            while self.children:
+                self._read(selector, 0.1 if bar.shown else None)
+                bar.update(shared[1])
+        if self.received != n:
+            raise RuntimeError(f"workers returned {self.received} of {n} results")
+        return self.results
+
+    def _read(self, selector: selectors.BaseSelector, timeout: float | None) -> None:
+        """Read what the workers have sent within ``timeout`` seconds; take in each finished
+        worker's results, or raise its error."""
+        for key, _ in selector.select(timeout=timeout):
+            data = os.read(key.fd, 1 << 20)
+            if data:
+                self.pieces[key.fd].append(data)
+                continue
+            selector.unregister(key.fd)
+            os.close(key.fd)
+            _, status = os.waitpid(self.children.pop(key.fd), 0)
+            payload = b"".join(self.pieces.pop(key.fd))
+            if not payload:
+                _raise_if_stopped(status)
+                raise RuntimeError(f"a worker process died without a result (wait status {status})")
+            try:
+                error, text, done = pickle.loads(payload)
+            except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+                raise RuntimeError(f"a worker process died while sending its results (wait status {status})") from exc
+            if error is not None:
+                raise error from WorkerError(text)
+            for k, result in done.items():
+                self.results[k] = result
+            self.received += len(done)
 
 
 def _raise_if_stopped(status: int) -> None:

@@ -26,8 +26,19 @@ def _fail_at_17(k: int) -> int:
     return k
 
 
+MAIN = os.getpid()
+
+
+def _fail_in_a_worker(k: int) -> int:
+    time.sleep(0.002)
+    if k >= 17 and os.getpid() != MAIN:
+        raise BrokenFileError("cannot decode", Path("/data/17.png"), "copy it again")
+    return k
+
+
 def _die_at_5(k: int) -> int:
-    if k == 5:
+    time.sleep(0.002)
+    if k >= 5 and os.getpid() != MAIN:
         os.kill(os.getpid(), signal.SIGKILL)
     return k
 
@@ -37,11 +48,61 @@ def _slow(k: int) -> int:
     return k
 
 
-def test_fork_map_equals_map_and_uses_several_processes():
-    results = fork_map(_square_with_pid, ITEMS, workers=2)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_fork_map_equals_map_and_takes_items_here_beside_the_forked_workers(workers):
+    results = fork_map(_square_with_pid, ITEMS, workers=workers)
     assert [r for r, _ in results] == [k * k for k in ITEMS]
     pids = {pid for _, pid in results}
-    assert os.getpid() not in pids and len(pids) == 2
+    assert os.getpid() in pids and len(pids) == workers  # workers - 1 forked, and this process
+
+
+def _when_with_pid(k: int) -> tuple[float, int]:
+    time.sleep(0.002)
+    return time.monotonic(), os.getpid()
+
+
+def test_fork_map_takes_items_here_once_meanwhile_is_done():
+    """Beside a long ``meanwhile`` one forked worker takes the first items; this process joins it
+    when ``meanwhile`` ends, so the cores are never more than shared."""
+    ended = []
+
+    def meanwhile() -> None:
+        time.sleep(0.1)
+        ended.append(time.monotonic())
+
+    results = fork_map(_when_with_pid, ITEMS, workers=2, meanwhile=meanwhile)
+    here = [when for when, pid in results if pid == os.getpid()]
+    there = [k for k, (_, pid) in enumerate(results) if pid != os.getpid()]
+    assert here and min(here) >= ended[0]
+    assert there[0] == 0 and len(set(pid for _, pid in results)) == 2
+
+
+def test_an_error_of_an_item_here_is_raised_as_it_is_and_the_workers_are_stopped():
+    before = _children()
+    here = os.getpid()
+
+    def fail_here(k: int) -> int:
+        if os.getpid() == here:
+            raise BrokenFileError("cannot decode", Path(f"/data/{k}.png"))
+        time.sleep(0.002)
+        return k
+
+    with pytest.raises(BrokenFileError) as err:
+        fork_map(fail_here, ITEMS, workers=2)
+    assert err.value.__cause__ is None  # not a worker's traceback: it happened here
+    assert _children() == before
+
+
+def test_fork_map_runs_the_initializer_in_every_process_that_takes_items():
+    import multiprocessing
+
+    ran = multiprocessing.RawArray("q", 1)
+
+    def count() -> None:
+        ran[0] += 1  # each process adds once; the forked ones write to the shared array too
+
+    fork_map(_slow, ITEMS, workers=3, initializer=count)
+    assert ran[0] == 3
 
 
 def test_fork_map_runs_small_inputs_here():
@@ -52,9 +113,9 @@ def test_fork_map_runs_small_inputs_here():
 
 def test_fork_map_raises_the_workers_typed_error_with_its_traceback():
     with pytest.raises(BrokenFileError) as err:
-        fork_map(_fail_at_17, ITEMS, workers=2)
+        fork_map(_fail_in_a_worker, ITEMS, workers=2)
     assert err.value.path == Path("/data/17.png") and err.value.hint == "copy it again"
-    assert isinstance(err.value.__cause__, WorkerError) and "_fail_at_17" in str(err.value.__cause__)
+    assert isinstance(err.value.__cause__, WorkerError) and "_fail_in_a_worker" in str(err.value.__cause__)
 
 
 def test_fork_map_notices_a_worker_that_died():
@@ -76,6 +137,10 @@ def test_fork_map_workers_skip_the_objects_that_existed_at_the_fork():
     assert gc.get_freeze_count() == 0
     frozen = fork_map(_frozen, ITEMS, workers=2)
     assert min(frozen) > 1000  # the interpreter, pytest and this package, at least
+    assert gc.get_freeze_count() == 0
+    made: list = []
+    after = fork_map(_frozen, ITEMS, workers=2, meanwhile=lambda: made.extend([] for _ in range(5000)))
+    assert max(after) >= min(frozen) + 5000  # this process's items skip what meanwhile made, too
     assert gc.get_freeze_count() == 0
     with pytest.raises(BrokenFileError):
         fork_map(_fail_at_17, ITEMS, workers=2)
