@@ -104,6 +104,7 @@ class Job(NamedTuple):
     class_id: int | None  # None: a good image (its mask, if any, should be empty)
     values: tuple[tuple[int, int], ...] | None = None  # mask value -> class id (``--classes value``)
     per_file: bool = False  # each mask file gives its own instances (``mask_layers``)
+    source_file: str = ""  # the image relative to the dataset's root: COCO's ``source_file``
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class SampleResult(NamedTuple):
     classes: tuple[int, ...] = ()  # class id of each written instance (``coco``, ``areas`` order)
     skipped_unmapped: int = 0  # regions of a mask value the dataset's mapping does not name
     yolo_repeated: tuple[int, int] = (0, 0)  # rows identical to another of the image's (yolo, yolo-seg)
+    coco_image: str = ""  # the COCO image record after its id (``coco.image_text``), when COCO is written
 
 
 def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
@@ -198,8 +200,11 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
             _place(job.image, f"{root}/{job.image_rel}", opts.images)
             if fmt != "coco":
                 _label(f"{root}/{job.label_rel}", unique_boxes if fmt == "yolo" else unique_polygons)
+        image_text = coco.image_text(job.image_rel.split("/", 2)[2], width, height, job.source_file) \
+            if "coco" in formats else ""
         if not regions:
-            results.append(SampleResult(width, height, (), (), (), 0, 0, (), tuple(notes.get(k, ()))))
+            results.append(SampleResult(width, height, (), (), (), 0, 0, (), tuple(notes.get(k, ())),
+                                        coco_image=image_text))
             continue
         holes = tuple(i.hole_pixels for i in mine)
         ious: list[float] = []
@@ -210,7 +215,7 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
         on_good = len(regions) if job.class_id is None else 0  # defect pixels in a good image's mask: no class
         results.append(SampleResult(width, height, tuple(tails.get(k, ())), tuple(i.area for i in mine), holes,
                                     len(regions) - len(mine) - on_good - unmapped[k], on_good, tuple(ious),
-                                    tuple(notes[k]), tuple(kept_classes[k]), unmapped[k], repeated))
+                                    tuple(notes[k]), tuple(kept_classes[k]), unmapped[k], repeated, image_text))
     return results
 
 
@@ -313,7 +318,7 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
         report_text = json.dumps(report, indent=2) + "\n"
         for fmt, root in roots.items():
             if fmt == "coco":
-                _write_coco(root, samples, split, names, jobs, results, options, dataset)
+                _write_coco(root, samples, split, names, results, options, dataset)
             (root / "report.json").write_text(report_text)
         if multi:
             (tmp / "report.json").write_text(report_text)
@@ -491,7 +496,7 @@ def _jobs(samples: list[Sample], split: Split, names: list[str], options: Conver
         class_id = None if name is None else (0 if by_value else index[name])
         jobs.append(Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
                         image_relpath(subset, name_out), label_relpath(subset, name_out), class_id,
-                        by_value.get(s.category) if by_value else None, not options.merge_masks))
+                        by_value.get(s.category) if by_value else None, not options.merge_masks, s.relpath))
     return jobs
 
 
@@ -507,17 +512,17 @@ def _subset_paths(split: Split) -> dict[str, str]:
     return {k: paths[k] for k in SUBSETS if k in paths}
 
 
-def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], jobs: list[Job],
-                results: list[SampleResult], options: ConvertOptions, dataset: Dataset) -> None:
+def _write_coco(root: Path, samples: list[Sample], split: Split, names: list[str], results: list[SampleResult],
+                options: ConvertOptions, dataset: Dataset) -> None:
+    """One COCO file per subset, from the image records and annotations the workers rendered."""
     supers = supercategories(samples, options.classes, dataset.value_maps)
-    members: dict[str, list[coco.CocoImage]] = {subset: [] for subset in SUBSETS}
-    for s, job, result in zip(samples, jobs, results):
-        members[split.subsets[s.id]].append(
-            coco.CocoImage(job.image_rel.split("/", 2)[2], result.width, result.height, (job.class_id or 0) + 1,
-                           result.coco, s.relpath, category_ids=tuple(c + 1 for c in result.classes)))
+    members: dict[str, list[tuple[str, tuple[str, ...], tuple[int, ...]]]] = {subset: [] for subset in SUBSETS}
+    subsets = split.subsets
+    for s, result in zip(samples, results):  # every written instance has its class (``SampleResult.classes``)
+        members[subsets[s.id]].append((result.coco_image, result.coco, tuple(c + 1 for c in result.classes)))
     for subset, images in members.items():
         if images:
-            coco.write(coco.subset_path(root, subset), images, names, supers, subset)
+            coco.write_rendered(coco.subset_path(root, subset), images, names, supers, subset)
 
 
 def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[Sample], split: Split,

@@ -112,19 +112,33 @@ def header(names: list[str], supercategories: dict[str, str], subset: str) -> di
     }
 
 
+def image_text(file_name: str, width: int, height: int, source_file: str = "",
+               tile: tuple[int, int, int, int] | None = None) -> str:
+    """An image record's JSON after its id (``"file_name":...}``): built where the image is
+    converted, so that the process writing the file only numbers and joins."""
+    source = f',"source_file":{_json_string(source_file)}' if source_file else ""
+    if tile is not None:
+        source += ',"tile":[{},{},{},{}]'.format(*tile)
+    return f'"file_name":{_json_string(file_name)},"width":{width},"height":{height}{source}}}'
+
+
 def write(path: Path, images: list[CocoImage], names: list[str], supercategories: dict[str, str], subset: str) -> None:
     """Write the subset's file; image and annotation ids start at 1 in the given (sorted) order."""
+    write_rendered(path, [(image_text(i.file_name, i.width, i.height, i.source_file, i.tile), i.annotations,
+                           i.category_ids or (i.category_id,) * len(i.annotations)) for i in images],
+                   names, supercategories, subset)
+
+
+def write_rendered(path: Path, images: list[tuple[str, tuple[str, ...], tuple[int, ...]]], names: list[str],
+                   supercategories: dict[str, str], subset: str) -> None:
+    """``write`` of images already rendered: per image its ``image_text``, its ``annotation_tail``
+    texts and the category id of each."""
     head = json.dumps(header(names, supercategories, subset), separators=_COMPACT)
     image_parts, annotation_parts = [], []
     ann_id = 0
-    for image_id, image in enumerate(images, 1):
-        source = f',"source_file":{_json_string(image.source_file)}' if image.source_file else ""
-        if image.tile is not None:
-            source += ',"tile":[{},{},{},{}]'.format(*image.tile)
-        image_parts.append(f'{{"id":{image_id},"file_name":{_json_string(image.file_name)},'
-                           f'"width":{image.width},"height":{image.height}{source}}}')
-        categories = image.category_ids or [image.category_id] * len(image.annotations)
-        for tail, category_id in zip(image.annotations, categories, strict=True):
+    for image_id, (text, tails, categories) in enumerate(images, 1):
+        image_parts.append(f'{{"id":{image_id},{text}')
+        for tail, category_id in zip(tails, categories, strict=True):
             ann_id += 1
             annotation_parts.append(f'{{"id":{ann_id},"image_id":{image_id},"category_id":{category_id},{tail}')
     text = f'{head[:-1]},"images":[{",".join(image_parts)}],"annotations":[{",".join(annotation_parts)}]}}'
