@@ -439,11 +439,12 @@ def _subset_warnings(split: Split) -> list[str]:
 
 def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool,
               meanwhile: Callable[[], object]) -> list[SampleResult]:
-    """``process_chunk`` over chunks of ``jobs`` in worker processes; results in job order.
+    """``process_chunk`` over chunks of ``jobs`` in ``workers`` processes (this one among them);
+    results in job order.
 
     Chunks with masks cost far more than chunks of good images, so they are handed out first
     (longest first): the cheap ones then even out the workers' finishing times. ``meanwhile``
-    runs in this process while the workers work.
+    runs in this process while the forked workers start, before it takes chunks too.
     """
     workers = workers or default_workers()
     size = max(1, min(CHUNK, len(jobs) // (4 * workers)))

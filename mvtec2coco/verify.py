@@ -493,8 +493,8 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     formats and checks each output image's data once per file (the formats of an ``--format all``
     output link one file): what needs no consumer. ``meanwhile`` runs in this process during it
     (``fork_map``; before it, where the pass runs in this process): it loads the COCO files with
-    pycocotools and imports ultralytics, which imports torch, so that neither holds back the
-    workers. The second pass, forked after that, reads every
+    pycocotools and imports ultralytics, which imports torch, beside one forked worker fewer, and
+    this process then takes samples of the pass too. The second pass, forked after that, reads every
     output as its consumer does (each COCO image with pycocotools, each YOLO label file with
     ultralytics) against the regions the first pass found; ``names_of`` gives, by index into
     ``prepared``, the class names that ``meanwhile`` read for a format. What the first sends back is
