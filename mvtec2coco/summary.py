@@ -15,6 +15,7 @@ from .errors import DatasetError
 from .geometry.regions import region_stats
 from .mask_layers import sample_layers
 from .records import GOOD, Dataset, Sample
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 
 SMALL_PX = 4  # a region whose box's shorter side is below this at training size is nearly lost
@@ -128,7 +129,7 @@ def mask_stats(sample: Sample, by_value: bool = False) -> MaskStats:
     of each mask value (``mask_layers``, one layer per file as ``convert`` reads them)."""
     if not sample.masks:
         return MaskStats(0.0, 0)
-    mask = load_mask(sample.masks, sample.height, sample.width)
+    mask = load_mask(sample.masks, sample.height, sample.width, zero_one=False)  # any value > 0 is defect
     regions = region_stats(mask)
     count = len(regions) + 1
     values: Counter = Counter()
@@ -155,7 +156,8 @@ def summarize(dataset: Dataset, workers: int | None = None, progress: bool = Fal
     samples = list(dataset.samples)
     jobs = [(s, s.category in dataset.value_maps) for s in samples]
     with opencv_single_threaded():
-        stats = fork_map(_mask_stats, jobs, workers, "Reading masks" if progress else None)
+        stats = fork_map(_mask_stats, jobs, workers, "Reading masks" if progress else None,
+                         initializer=keep_freed_memory)
     by_sample = dict(zip((s.id for s in samples), stats))
     return [_category(dataset, name, by_sample, imgsz) for name in dataset.categories]
 

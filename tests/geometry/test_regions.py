@@ -1,4 +1,4 @@
-"""region_stats: OpenCV's per-region statistics, computed on the defect pixels' box only."""
+"""region_stats: the regions convert writes, with the boxes and areas of OpenCV's connected components."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def test_region_stats_equal_the_whole_image_call():
         found = region_stats(mask > 0 if k % 3 == 0 else mask)
         assert sorted(map(tuple, found.tolist())) == sorted(map(tuple, plain[1:].tolist()))
     assert region_stats(np.zeros((5, 5), np.uint8)).shape == (0, 5)
+
+
+def test_region_stats_count_a_region_inside_another_regions_hole_and_regions_on_the_border():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[0:30, 0:30] = 1
+    mask[5:25, 5:25] = 0  # a hole ...
+    mask[10:15, 10:15] = 1  # ... holding a region of its own
+    mask[39, 39] = 1  # a single pixel in the corner
+    mask[31, 31] = mask[32, 32] = 1  # two pixels touching at a corner: one 8-connected region
+    found = sorted(map(tuple, region_stats(mask).tolist()))
+    assert found == [(0, 0, 30, 30, 900 - 400), (10, 10, 5, 5, 25), (31, 31, 2, 2, 2), (39, 39, 1, 1, 1)]
