@@ -27,6 +27,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MIN_ITEMS_FOR_POOL = 16
+LOCK_WAIT = 0.05  # seconds this process waits for the shared lock before it reads the workers' pipes
 
 
 def default_workers() -> int:
@@ -174,8 +175,11 @@ def fork_map(
     finally:
         gc.unfreeze()
         for read, pid in children.items():  # only workers still running on an error are left here
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):  # reaped by ``_Gather._read`` a moment ago
+                pass
             os.close(read)
 
 
@@ -235,15 +239,21 @@ class _Gather:
             if initializer is not None:
                 initializer()
             while True:
-                with lock:
+                self._acquire(lock, selector)
+                try:
                     k = shared[0]
                     shared[0] = k + 1
+                finally:
+                    lock.release()
                 if k >= n:
                     break
                 self.results[k] = fn(items[k])
                 self.received += 1
-                with lock:
+                self._acquire(lock, selector)
+                try:
                     shared[1] += weights[k]
+                finally:
+                    lock.release()
                 self._read(selector, 0)
                 bar.update(shared[1])
             while self.children:
@@ -252,6 +262,13 @@ class _Gather:
         if self.received != n:
             raise RuntimeError(f"workers returned {self.received} of {n} results")
         return self.results
+
+    def _acquire(self, lock, selector: selectors.BaseSelector) -> None:
+        """Take the shared lock, reading the pipes while it is held elsewhere: a worker killed
+        while holding it (the OOM killer, say) never releases it, and its closed pipe is how this
+        process learns of that death and raises."""
+        while not lock.acquire(timeout=LOCK_WAIT):
+            self._read(selector, 0)
 
     def _read(self, selector: selectors.BaseSelector, timeout: float | None) -> None:
         """Read what the workers have sent within ``timeout`` seconds; take in each finished
@@ -262,8 +279,9 @@ class _Gather:
                 self.pieces[key.fd].append(data)
                 continue
             selector.unregister(key.fd)
+            _, status = os.waitpid(self.children[key.fd], 0)  # reaped, then forgotten, then closed: a
+            del self.children[key.fd]  # signal in between leaves ``fork_map``'s clean-up nothing it cannot undo
             os.close(key.fd)
-            _, status = os.waitpid(self.children.pop(key.fd), 0)
             payload = b"".join(self.pieces.pop(key.fd))
             if not payload:
                 _raise_if_stopped(status)

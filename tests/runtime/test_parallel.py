@@ -123,6 +123,30 @@ def test_fork_map_notices_a_worker_that_died():
         fork_map(_die_at_5, ITEMS, workers=2)
 
 
+class _DeathWhileLocked(int):
+    """A weight whose addition, which a forked worker makes while it holds the shared lock, kills
+    that worker there: as the OOM killer might."""
+
+    def __radd__(self, other: int) -> int:
+        if os.getpid() != MAIN:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return int(other) + int(self)
+
+
+def test_fork_map_notices_a_worker_killed_while_it_held_the_lock():
+    def too_long(*_args) -> None:
+        raise TimeoutError("fork_map hangs on the lock the dead worker held")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(20)
+    try:
+        with pytest.raises(RuntimeError, match="died without a result"):
+            fork_map(_slow, ITEMS[:40], workers=2, sizes=[_DeathWhileLocked(1)] * 40)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _frozen(_k: int) -> int:
     import gc
 
