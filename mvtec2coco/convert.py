@@ -32,7 +32,7 @@ from .formats.yolo import polygon_texts
 from .geometry.masks import decode_rle, instances_of_masks, iou, polygon_to_mask, yolo_polygons
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Dataset, Sample
-from .runtime.allocator import freed_memory_kept
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import default_workers, fork_map
 from .runtime.staging import staged_output
 from .split import MANIFEST, SPLIT_GROUPS, SUBSETS, Split, is_split_file, make_split, manifest_text
@@ -451,10 +451,10 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
     chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     cost = [len(c) + MASK_COST * sum(len(j.masks) for j in c) for c in chunks]
     order = sorted(range(len(chunks)), key=lambda k: -cost[k])
-    with opencv_single_threaded(), freed_memory_kept():
+    with opencv_single_threaded():
         done = fork_map(partial(process_chunk, context), [chunks[k] for k in order], workers,
                         "Converting" if progress else None, sizes=[len(chunks[k]) for k in order],
-                        meanwhile=meanwhile)
+                        initializer=keep_freed_memory, meanwhile=meanwhile)
     by_chunk: list[list[SampleResult]] = [[] for _ in chunks]
     for k, results in zip(order, done):
         by_chunk[k] = results

@@ -15,7 +15,7 @@ from .errors import DatasetError
 from .geometry.regions import region_stats
 from .mask_layers import sample_layers
 from .records import GOOD, Dataset, Sample
-from .runtime.allocator import freed_memory_kept
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 
 SMALL_PX = 4  # a region whose box's shorter side is below this at training size is nearly lost
@@ -155,8 +155,9 @@ def summarize(dataset: Dataset, workers: int | None = None, progress: bool = Fal
     """Compute every category's summary; masks are decoded once each, in parallel."""
     samples = list(dataset.samples)
     jobs = [(s, s.category in dataset.value_maps) for s in samples]
-    with opencv_single_threaded(), freed_memory_kept():
-        stats = fork_map(_mask_stats, jobs, workers, "Reading masks" if progress else None)
+    with opencv_single_threaded():
+        stats = fork_map(_mask_stats, jobs, workers, "Reading masks" if progress else None,
+                         initializer=keep_freed_memory)
     by_sample = dict(zip((s.id for s in samples), stats))
     return [_category(dataset, name, by_sample, imgsz) for name in dataset.categories]
 

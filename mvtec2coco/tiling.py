@@ -35,7 +35,7 @@ from .formats import coco, yolo
 from .formats.yolo import polygon_texts
 from .geometry.masks import Instance, instances_of_masks, yolo_polygons
 from .geometry.tiles import cut, first_pixels, tile_grid
-from .runtime.allocator import freed_memory_kept
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 
 EMPTY_MODES = ("match", "all", "none")  # or a number of empty tiles per subset
@@ -269,9 +269,9 @@ def run_tiled(jobs: list[TileJob], subsets: list[str], roots: dict[str, Path], o
               progress: bool) -> tuple[list[list[TilePlan]], list[list[int]], dict]:
     """Both passes; returns every image's tile plans, the kept tile indices and the counts."""
     plan = partial(plan_image, options, set(formats), coco_masks, min_area)
-    with opencv_single_threaded(), freed_memory_kept():
+    with opencv_single_threaded():
         image_plans = fork_map(plan, jobs, workers, "Cutting masks into tiles" if progress else None,
-                               sizes=[1 + 8 * len(j.masks) for j in jobs])
+                               sizes=[1 + 8 * len(j.masks) for j in jobs], initializer=keep_freed_memory)
     plans = [p.tiles for p in image_plans]
     kept, counts = choose_tiles(plans, subsets, options)
     if not any(kept):
@@ -292,9 +292,10 @@ def run_tiled(jobs: list[TileJob], subsets: list[str], roots: dict[str, Path], o
                                          plans[i][k].boxes, plans[i][k].polygons) for k in kept[i]), subsets[i])
               for i, job in enumerate(jobs) if kept[i]]
     ordered = tuple((fmt, str(root)) for fmt, root in roots.items())
-    with opencv_single_threaded(), freed_memory_kept():
+    with opencv_single_threaded():
         fork_map(partial(write_image_tiles, ordered, options.size), writes, workers,
-                 "Writing tiles" if progress else None, sizes=[len(w.tiles) for w in writes])
+                 "Writing tiles" if progress else None, sizes=[len(w.tiles) for w in writes],
+                 initializer=keep_freed_memory)
     return plans, kept, counts
 
 

@@ -20,7 +20,7 @@ from .datasets.imageio import MASK_NOTES, binary_mask, interpret_mask, opencv_si
 from .errors import BrokenFileError, DatasetError, PairingError, SizeMismatchError
 from .geometry.regions import region_stats
 from .records import Sample
-from .runtime.allocator import freed_memory_kept
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 
 LEVELS = {
@@ -156,8 +156,9 @@ def validate_dataset(root: Path, layout: str | None = None, categories: list[str
     for quirk in getattr(READERS[dataset.layout], "QUIRKS", ()):
         all_findings.add("layout_quirks", f"{dataset.layout}: {quirk}")
     jobs = [(s, tiny, dataset.value_maps.get(s.category)) for s in samples]
-    with opencv_single_threaded(), freed_memory_kept():
-        done = fork_map(check_sample, jobs, workers, "Checking masks" if progress else None)
+    with opencv_single_threaded():
+        done = fork_map(check_sample, jobs, workers, "Checking masks" if progress else None,
+                        initializer=keep_freed_memory)
     for findings in done:
         for check, messages in findings.found.items():
             for message in messages:

@@ -41,7 +41,7 @@ from .geometry.tiles import cut, first_pixels, tile_grid
 from .image_integrity import image_data_problem
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Sample
-from .runtime.allocator import freed_memory_kept
+from .runtime.allocator import keep_freed_memory
 from .runtime.parallel import fork_map
 from .runtime.staging import write_file
 from .runtime.ultralytics_env import quiet_offline_ultralytics
@@ -243,8 +243,8 @@ def _verify_tiles(fmt: str, folder: Path, samples: dict[str, Sample], rows: list
         by_sample.setdefault(t["sample_id"], []).append(t)
     jobs = [(fmt, str(folder), samples[r["sample_id"]], r["subset"], options, names, tiling, by_sample.get(r["sample_id"], []))
             for r in rows]
-    with freed_memory_kept():
-        done = fork_map(_check_tiles, jobs, workers, f"Verifying {fmt} tiles" if progress else None)
+    done = fork_map(_check_tiles, jobs, workers, f"Verifying {fmt} tiles" if progress else None,
+                    initializer=keep_freed_memory)
     return [check for checks in done for check in checks]
 
 
@@ -507,9 +507,9 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
     if not groups:
         return
     formats = [p[0] for p in prepared if p[4]]
-    with opencv_single_threaded(), freed_memory_kept():
+    with opencv_single_threaded():
         first = fork_map(_check_sources, list(groups.values()), workers, "Verifying sources, images" if progress else None,
-                         meanwhile=meanwhile)
+                         initializer=keep_freed_memory, meanwhile=meanwhile)
     names_of = names_of or {}
     slots: list[tuple[int, int]] = []
     later: list[tuple[tuple, _Later, _Source]] = []
@@ -524,9 +524,9 @@ def _check_untiled(prepared: list[tuple[str, Path, list[str], list[ImageCheck], 
                 later.append((args, result, sources[result.source]))
     if not later:
         return
-    with opencv_single_threaded(), freed_memory_kept(), \
-            _image_checked_once() if any(f != "coco" for f in formats) else nullcontext():
-        second = fork_map(_check_later, later, workers, f"Verifying {'+'.join(formats)}" if progress else None)
+    with opencv_single_threaded(), _image_checked_once() if any(f != "coco" for f in formats) else nullcontext():
+        second = fork_map(_check_later, later, workers, f"Verifying {'+'.join(formats)}" if progress else None,
+                          initializer=keep_freed_memory)
     for (k, at), check in zip(slots, second):
         prepared[k][3][at] = check
 

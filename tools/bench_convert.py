@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Measure `convert --format all --images link` against the floor no converter can avoid.
 
-The floor, with the same number of worker processes: list the dataset (os.walk), decode every mask
-PNG, read every image header, and create as many files and hardlinks as the conversion writes
-(empty label files, links): (a) in three flat folders, (a') at the paths the conversion uses, so
-that its folders are made too. Both floors and the conversion are timed in this one
+The floor, with the same number of worker processes keeping the memory they free (``allocator``):
+list the dataset (os.walk), decode every mask PNG, read every image header, and create as many
+files and hardlinks as the conversion writes (empty label files, links): (a) in three flat
+folders, (a') at the paths the conversion uses, so that its folders are made too. Both floors and the conversion are timed in this one
 run on `synth --preset mvtec-full` (5,354 images, 1,258 masks), alternating, after an untimed
 warm-up; the best of --repeat runs is reported with the ratios, the median of each run's own
 ratio (robust to the machine's drifts between runs), and CPU seconds (this process and its
@@ -37,6 +37,7 @@ from mvtec2coco.datasets import load_dataset
 from mvtec2coco.datasets.imageio import read_header
 from mvtec2coco.formats.placement import output_name
 from mvtec2coco.geometry.tiles import cut
+from mvtec2coco.runtime.allocator import keep_freed_memory
 from mvtec2coco.runtime.parallel import default_workers, fork_map
 from mvtec2coco.split import make_split
 from mvtec2coco.synth import generate
@@ -96,7 +97,7 @@ def floor(dataset, out: Path, workers: int, layout: bool = False) -> tuple[float
     sum(len(files) for _, _, files in os.walk(dataset.root))  # list the dataset
     for fmt in ("yolo", "yolo-seg", "coco"):
         (out / fmt).mkdir(parents=True)
-    sum(fork_map(_floor_one, jobs, workers))  # the conversion's own way to spread work
+    sum(fork_map(_floor_one, jobs, workers, initializer=keep_freed_memory))  # the conversion's own way to spread work
     return time.perf_counter() - start, _cpu() - cpu
 
 
@@ -136,7 +137,7 @@ def tile_floor(dataset, tiled_out: Path, out: Path, workers: int, size: int) -> 
         by_image.setdefault(images[r["sample_id"]], []).append((int(r["x"]), int(r["y"]), f"{out}/{r['file_name']}"))
     jobs = [(image, tuple(tiles), size) for image, tiles in by_image.items()]
     start, cpu = time.perf_counter(), _cpu()
-    sum(fork_map(_tile_floor_one, jobs, workers))
+    sum(fork_map(_tile_floor_one, jobs, workers, initializer=keep_freed_memory))
     return time.perf_counter() - start, _cpu() - cpu, len(jobs), len(rows)
 
 
