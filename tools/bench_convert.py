@@ -4,11 +4,11 @@
 The floor, with the same number of worker processes keeping the memory they free (``allocator``):
 list the dataset (os.walk), decode every mask PNG, read every image header, and create as many
 files and hardlinks as the conversion writes (empty label files, links): (a) in three flat
-folders, (a') at the paths the conversion uses, so that its folders are made too. Both floors and the conversion are timed in this one
-run on `synth --preset mvtec-full` (5,354 images, 1,258 masks), alternating, after an untimed
-warm-up; the best of --repeat runs is reported with the ratios, the median of each run's own
-ratio (robust to the machine's drifts between runs), and CPU seconds (this process and its
-workers) per run.
+folders, (a') at the paths the conversion uses, so that its folders are made too. Both floors
+and the conversion are timed in this one run on `synth --preset mvtec-full` (5,354 images,
+1,258 masks), alternating, after an untimed warm-up; the best of --repeat runs is reported with
+the ratios, the median of each run's own ratio (robust to the machine's drifts between runs), and
+CPU seconds (this process and its workers) per run.
 
 With --tile SIZE each run also times (c) `convert --format all --tile SIZE --overlap 0.2` and
 prints its ratio to (b), the untiled conversion of the same data, and to (c') the floor of
