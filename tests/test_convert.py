@@ -775,3 +775,18 @@ def test_a_missing_label_is_named_even_when_ultralytics_refuses_the_image(tmp_pa
     (tmp_path / "labels" / "test" / "a.txt").write_text("")
     with pytest.raises(VerificationError, match="ultralytics rejected the label.*<10 pixels"):
         _yolo_instances(str(tmp_path), "test", (8, 8), "a.png", "yolo", 1, True)
+
+
+def test_a_signal_before_the_staging_folder_is_marked_leaves_nothing(tiny_mvtec, tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM can land between the staging folder's creation and its marker."""
+    import signal
+
+    from mvtec2coco.runtime import staging
+
+    def interrupted(*_args) -> None:
+        raise staging.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(staging, "_mark", interrupted)
+    with pytest.raises(staging.Interrupted):
+        convert(load_dataset(tiny_mvtec), tmp_path / "out", ConvertOptions(formats=("coco",), workers=1))
+    assert list(tmp_path.iterdir()) == []

@@ -254,9 +254,12 @@ def staged_output(out: Path, overwrite: bool = False, inputs: Sequence[Path] = (
         clean_stale(out)
         tmp.mkdir()
         _mark(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise translate_os_error(exc, tmp, out) from exc
+    except BaseException as exc:  # a signal between the mkdir and the marker too: no tree may stay
+        with signals_held():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise translate_os_error(exc, tmp, out) from exc
+        raise
     try:
         yield tmp
         (tmp / STAGING_MARKER).unlink()
