@@ -239,21 +239,12 @@ class _Gather:
             if initializer is not None:
                 initializer()
             while True:
-                self._acquire(lock, selector)
-                try:
-                    k = shared[0]
-                    shared[0] = k + 1
-                finally:
-                    lock.release()
+                k = self._add(lock, selector, 0, 1)  # the next item to take
                 if k >= n:
                     break
                 self.results[k] = fn(items[k])
                 self.received += 1
-                self._acquire(lock, selector)
-                try:
-                    shared[1] += weights[k]
-                finally:
-                    lock.release()
+                self._add(lock, selector, 1, weights[k])  # the weight done, for the bar
                 self._read(selector, 0)
                 bar.update(shared[1])
             while self.children:
@@ -263,12 +254,19 @@ class _Gather:
             raise RuntimeError(f"workers returned {self.received} of {n} results")
         return self.results
 
-    def _acquire(self, lock, selector: selectors.BaseSelector) -> None:
-        """Take the shared lock, reading the pipes while it is held elsewhere: a worker killed
-        while holding it (the OOM killer, say) never releases it, and its closed pipe is how this
-        process learns of that death and raises."""
+    def _add(self, lock, selector: selectors.BaseSelector, slot: int, value: int) -> int:
+        """Add ``value`` to the shared counter ``slot`` under the lock; returns the old value. The
+        pipes are read while the lock is held elsewhere: a worker killed while holding it (the OOM
+        killer, say) never releases it, and its closed pipe is how this process learns of that
+        death and raises."""
         while not lock.acquire(timeout=LOCK_WAIT):
             self._read(selector, 0)
+        try:
+            old = self.shared[slot]
+            self.shared[slot] = old + value
+            return old
+        finally:
+            lock.release()
 
     def _read(self, selector: selectors.BaseSelector, timeout: float | None) -> None:
         """Read what the workers have sent within ``timeout`` seconds; take in each finished
