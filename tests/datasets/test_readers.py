@@ -181,3 +181,24 @@ def test_unknown_layout(tmp_path):
 def test_missing_category_name(tiny_mvtec):
     with pytest.raises(Exception, match="no category named cable"):
         load_dataset(tiny_mvtec, categories=["cable"])
+
+
+@pytest.mark.parametrize("pathlib_child", [True, False])
+def test_listing_paths_and_ids_equal_plain_joins(tiny_factory, monkeypatch, pathlib_child):
+    """The listing builds children without re-parsing names, and ids from strings: both must
+    give what ``/`` and ``sample_id`` give (also where pathlib lacks its private helper)."""
+    from mvtec2coco.datasets import common
+
+    if not pathlib_child:
+        monkeypatch.setattr(common, "_CHILD", None)
+    for layout in ("mvtec", "btad", "mpdd"):
+        ds = load_dataset(tiny_factory(layout))
+        for s in ds.samples:
+            assert s.image == s.image.parent / s.image.name and str(s.image) == str(Path(str(s.image)))
+            assert s.id == common.sample_id(ds.root, Path(str(s.image)))
+            assert s.id.endswith(s.image.stem)
+            for mask in s.masks:
+                assert mask.is_file() and mask.parent.name == s.label and mask.stem.startswith(s.image.stem)
+    assert sum(len(s.masks) for s in ds.samples) > 0
+    names = ["a.png", "b c.png", "d.e.png"]
+    assert common.children(ds.root, names) == [ds.root / n for n in names]
