@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import GOOD, Sample
-from .common import (children, image_names, make_sample, orphan_masks, require_mask, require_samples, sample_ids,
-                     stem_of, subdirs)
+from .common import children, image_names, make_sample, orphan_masks, require_mask, require_samples, sample_ids, stem_of, subdirs
 
 NAME = "mvtec"
 
