@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .classes import CLASS_MODES, class_name, class_names, shared_type_warning, supercategories, value_classes
-from .datasets.imageio import MASK_NOTES, opencv_single_threaded, read_header
+from .datasets.imageio import MASK_NOTES, opencv_single_threaded, quiet_stderr, read_header
 from .errors import OptionError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import IMAGE_MODES, NAME_LAYOUTS, image_relpath, label_relpath, output_name, place_image
@@ -158,7 +158,9 @@ def process_chunk(context: Context, jobs: list[Job]) -> list[SampleResult]:
 
     found: dict[int, list] = {k: [] for k in masked}
     classes_of: dict[int, list[int]] = {k: [] for k in masked}
-    for j, regions in enumerate(instances_of_masks(layers(), opts.simplify)):
+    with quiet_stderr():  # once for every mask of the chunk
+        per_layer = instances_of_masks(layers(), opts.simplify)
+    for j, regions in enumerate(per_layer):
         found[layer_owner[j]].extend(regions)
         classes_of[layer_owner[j]].extend([layer_class[j]] * len(regions))
     for k, regions in found.items():

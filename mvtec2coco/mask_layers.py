@@ -85,7 +85,7 @@ def sample_layers(paths: Sequence[str | Path], height: int, width: int, class_id
     layers: list[Layer] = []
     for group in groups:
         if values is None:
-            mask = load_mask([Path(p) for p in group], height, width, zero_one=False, notes=notes)
+            mask = load_mask(group, height, width, zero_one=False, notes=notes)
             layers.append(Layer(mask, fallback, 0, str(group[0])))
             continue
         merged: np.ndarray | None = None

@@ -161,7 +161,7 @@ def plan_image(options: TileOptions, formats: set[str], coco_masks: str, min_are
     origins = tile_grid(width, height, options.size, options.overlap)
     if job.class_id is None or not job.masks:
         return ImagePlan([TilePlan(x, y, False, (), (), (), (), 0, 0, 0, 0) for x, y in origins], 0, 0)
-    mask = load_mask([Path(p) for p in job.masks], height, width, zero_one=False)
+    mask = load_mask(job.masks, height, width, zero_one=False)
     regions_of_mask = label_regions(mask)
     stats = regions_of_mask[1]
     scale = options.imgsz / max(width, height)

@@ -110,12 +110,12 @@ MASK_NOTES = {
 }
 
 
-def read_mask_raw(path: Path) -> np.ndarray:
+def read_mask_raw(path: Path | str) -> np.ndarray:
     """Decode a mask file to its stored values (H x W or H x W x C), palette indices kept."""
     return _decode(path, _head(path))
 
 
-def _head(path: Path) -> bytes:
+def _head(path: Path | str) -> bytes:
     """The first 26 bytes (enough for PNG's colour type and JPEG's marker); an empty or
     unreadable file is a ``BrokenFileError``."""
     try:
@@ -131,30 +131,42 @@ def _head(path: Path) -> bytes:
     return head
 
 
+_QUIET = [0]  # how many ``quiet_stderr`` blocks this process is inside
+
+
 @contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """libpng prints its own complaints about a broken file on stderr; ours is the one that counts."""
+def quiet_stderr() -> Iterator[None]:
+    """libpng prints its own complaints about a broken file on stderr; ours is the one that counts.
+
+    Each decode hides them; a caller decoding a batch (a worker's chunk) holds this around the
+    batch, so that stderr is swapped once for it, not six system calls per mask.
+    """
+    if _QUIET[0]:
+        yield
+        return
     try:
         saved = os.dup(2)
     except OSError:
         yield
         return
     null = os.open(os.devnull, os.O_WRONLY)
+    _QUIET[0] += 1
     try:
         os.dup2(null, 2)
         yield
     finally:
+        _QUIET[0] -= 1
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
 
 
-def _decode(path: Path, head: bytes) -> np.ndarray:
-    with _quiet_stderr():
+def _decode(path: Path | str, head: bytes) -> np.ndarray:
+    with quiet_stderr():
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None:  # e.g. a path OpenCV cannot open: decode from bytes instead
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         except (OSError, cv2.error) as exc:
             raise BrokenFileError(f"cannot read mask: {getattr(exc, 'strerror', None) or exc}", path) from exc
@@ -177,7 +189,7 @@ def _is_palette(head: bytes) -> bool:
     return head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] == PNG_PALETTE
 
 
-def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
+def read_mask(path: Path | str) -> tuple[np.ndarray, str | None]:
     """Decode a mask as it shows, where any value > 0 is defect, with a note (a key of
     ``MASK_NOTES``) when that differs from its raw values.
 
@@ -188,13 +200,13 @@ def read_mask(path: Path) -> tuple[np.ndarray, str | None]:
     return interpret_mask(path, *read_mask_bytes(path))
 
 
-def read_mask_bytes(path: Path) -> tuple[bytes, np.ndarray]:
+def read_mask_bytes(path: Path | str) -> tuple[bytes, np.ndarray]:
     """(first bytes, stored values): what ``interpret_mask`` needs, decoded once."""
     head = _head(path)
     return head, _decode(path, head)
 
 
-def interpret_mask(path: Path, head: bytes, raw: np.ndarray) -> tuple[np.ndarray, str | None]:
+def interpret_mask(path: Path | str, head: bytes, raw: np.ndarray) -> tuple[np.ndarray, str | None]:
     """``read_mask`` on an already decoded mask (``read_mask_bytes``)."""
     if raw.ndim == 2 and raw.dtype == np.uint8 and not head.startswith(JPEG_SOI) and not _is_palette(head):
         return raw, None  # the common case: an 8-bit grey PNG, as stored
@@ -218,7 +230,7 @@ def interpret_mask(path: Path, head: bytes, raw: np.ndarray) -> tuple[np.ndarray
     return array, note
 
 
-def _palette_mask(path: Path, indices: np.ndarray) -> tuple[np.ndarray, str | None]:
+def _palette_mask(path: Path | str, indices: np.ndarray) -> tuple[np.ndarray, str | None]:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -246,7 +258,7 @@ def binary_mask(raw: np.ndarray) -> np.ndarray:
     return (raw > 0).astype(np.uint8)
 
 
-def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zero_one: bool = True,
+def load_mask(paths: tuple[Path | str, ...] | list[Path | str], height: int, width: int, zero_one: bool = True,
               notes: list[tuple[str, str]] | None = None) -> np.ndarray:
     """Merge the sample's mask files, each read as it shows (``read_mask``), into one uint8 array
     of the image's size.
@@ -260,7 +272,7 @@ def load_mask(paths: tuple[Path, ...] | list[Path], height: int, width: int, zer
 
     merged: np.ndarray | None = None
     for path in paths:
-        shown, note = read_mask(Path(path))
+        shown, note = read_mask(path)  # a string is read as fast: no Path per mask
         if note is not None and notes is not None:
             notes.append((note, str(path)))
         mask = shown if (not zero_one and shown.ndim == 2 and shown.dtype == np.uint8) else binary_mask(shown)
