@@ -101,12 +101,17 @@ def stratified_split(samples: list[Sample], ratios: tuple[float, float, float], 
     camera views of a Real-IAD sample land in one subset, in the stratum of the part's defect).
     """
     units: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        units[f"{s.category}\0{s.group}" if by_group and s.group else s.id].append(s)
     strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for s in samples:
+        if by_group and s.group:
+            units[f"{s.category}\0{s.group}"].append(s)
+        else:  # a unit of one image: its own stratum, without a set of labels per image
+            units[s.id] = [s]
+            strata[(s.category, s.label or "unlabeled")].append(s.id)
     for key, members in units.items():
-        labels = sorted({m.label or "unlabeled" for m in members} - {"good"}) or ["good"]
-        strata[(members[0].category, labels[0])].append(key)
+        if len(members) > 1 or members[0].id != key:  # a physical part: the stratum of its defect
+            labels = sorted({m.label or "unlabeled" for m in members} - {"good"}) or ["good"]
+            strata[(members[0].category, labels[0])].append(key)
     split = Split({})
     wanted = [i for i, r in enumerate(ratios) if r > 0]
     what = "part(s)" if by_group else "image(s)"

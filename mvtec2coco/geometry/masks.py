@@ -257,9 +257,8 @@ def yolo_polygons(found: list[Instance]) -> list[np.ndarray]:
     if not rings:
         return []
     groups = np.repeat(np.arange(len(found)), [1 + len(inst.holes) for inst in found])
-    if _rectilinear(rings):
-        moved = top_left_rings(rings, YOLO_PULL, groups, lead=YOLO_LEAD)
-    else:
+    moved = _top_left_if_rectilinear(rings, YOLO_PULL, groups, YOLO_LEAD)
+    if moved is None:
         moved = inset_rings(rings, YOLO_INSET, groups)
     polygons, k = [], 0
     for inst in found:
@@ -276,8 +275,7 @@ def coco_rings(found: list[Instance], keyholes: bool) -> list[np.ndarray]:
     if not rings:
         return []
     counts = [1 + (len(inst.holes) if keyholes else 0) for inst in found]
-    if _rectilinear(rings):
-        rings = top_left_rings(rings, COCO_PULL, np.repeat(np.arange(len(found)), counts))
+    rings = _top_left_if_rectilinear(rings, COCO_PULL, np.repeat(np.arange(len(found)), counts)) or rings
     polygons, k = [], 0
     for n in counts:
         polygons.append(join_holes(rings[k], rings[k + 1 : k + n]) if n > 1 else rings[k])
@@ -285,57 +283,67 @@ def coco_rings(found: list[Instance], keyholes: bool) -> list[np.ndarray]:
     return polygons
 
 
-def _rectilinear(rings: list[Ring]) -> bool:
-    """True when every edge of every ring is horizontal or vertical (exact outlines)."""
-    vertices = np.concatenate(rings)
-    lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
-    nxt, _ = cyclic_neighbours(np.cumsum(lengths) - lengths, lengths, len(vertices))
-    edges = vertices[nxt] - vertices
-    return not np.any(edges[:, 0] * edges[:, 1])
-
-
 def top_left_rings(rings: list[Ring], pull: float, groups: np.ndarray, lead: float = 0.0) -> list[Ring]:
     """Exact (rectilinear) outlines with every right and bottom edge moved ``pull`` px inwards and
     every left and top edge ``lead`` px inwards, all rings in one batch; ``groups`` gives each
-    ring's region.
+    ring's region. A ring with a slanted edge (a simplified outline) is a ``ValueError``.
 
     With the foreground on the left of every ring, an edge going up is a right edge, one going
     down a left edge, one going right a bottom edge and one going left a top edge. A vertex
-    takes the shift of its vertical edge in x and of its horizontal edge in y. A pinch (a point
-    the region's outline passes twice, where two pixels touch only at a corner) belongs to two
-    pixels: it becomes two points, the end of the moved incoming edge and the start of the moved
-    outgoing one. Both passages share that segment, so the two pixels stay joined by a
-    zero-width bridge instead of overlapping.
+    takes the shift of its vertical edge in x and of its horizontal edge in y, so its new place
+    depends only on the directions of its two edges: one lookup in a table of the 9 x 9 pairs.
+    A pinch (a point the region's outline passes twice, where two pixels touch only at a corner)
+    belongs to two pixels: it becomes two points, the end of the moved incoming edge and the
+    start of the moved outgoing one. Both passages share that segment, so the two pixels stay
+    joined by a zero-width bridge instead of overlapping.
     """
+    moved = _top_left_if_rectilinear(rings, pull, groups, lead)
+    if moved is None:
+        raise ValueError("top_left_rings needs exact outlines: every edge horizontal or vertical")
+    return moved
+
+
+def _top_left_if_rectilinear(rings: list[Ring], pull: float, groups: np.ndarray,
+                             lead: float = 0.0) -> list[Ring] | None:
+    """``top_left_rings``, or None when an edge is neither horizontal nor vertical (checked on
+    the same edge directions the rule is read from)."""
     lengths = np.fromiter((len(r) for r in rings), np.int64, len(rings))
     vertices = np.concatenate(rings).astype(np.float64, copy=False)
     starts = np.cumsum(lengths) - lengths
     nxt, prv = cyclic_neighbours(starts, lengths, len(vertices))
-    e_in, e_out = vertices - vertices[prv], vertices[nxt] - vertices
-
-    def shift(far_side: np.ndarray, near_side: np.ndarray) -> np.ndarray:  # right/bottom: -pull, left/top: +lead
-        return np.where(far_side, -pull, 0.0) + np.where(near_side, lead, 0.0)
-
-    def across(e: np.ndarray) -> np.ndarray:  # an edge's own shift, along its normal
-        vertical, horizontal = e[:, 0] == 0, e[:, 1] == 0
-        return np.stack([shift(vertical & (e[:, 1] < 0), vertical & (e[:, 1] > 0)),
-                         shift(horizontal & (e[:, 0] > 0), horizontal & (e[:, 0] < 0))], axis=1)
-
-    moved = vertices + across(e_in) + across(e_out)
+    step = np.sign(vertices[nxt] - vertices).astype(np.intp)
+    if np.any(step[:, 0] * step[:, 1]):
+        return None
+    code_out = (step[:, 1] + 1) * 3 + step[:, 0] + 1  # direction of the edge leaving each vertex
+    code_in = code_out[prv]
+    across, end_in, start_out = _top_left_tables(pull, lead)
+    moved = vertices + (across[:, None, :] + across[None, :, :]).reshape(-1, 2)[code_in * 9 + code_out]
     pinch = _twice_in_group(vertices, np.repeat(groups, lengths))
     if not pinch.any():
         return np.split(moved, np.cumsum(lengths)[:-1])
     # At a pinch the incoming edge ends at a corner of the pixel before the vertex and the
     # outgoing one starts at a corner of the pixel after it; each takes that pixel's shift.
-    end_in = vertices + across(e_in) + np.stack([shift(e_in[:, 0] > 0, e_in[:, 0] < 0),
-                                                 shift(e_in[:, 1] > 0, e_in[:, 1] < 0)], axis=1)
-    start_out = vertices + across(e_out) + np.stack([shift(e_out[:, 0] < 0, e_out[:, 0] > 0),
-                                                     shift(e_out[:, 1] < 0, e_out[:, 1] > 0)], axis=1)
-    moved[pinch] = end_in[pinch]
-    pairs = np.stack([moved, start_out], axis=1)
-    moved = pairs[np.stack([np.ones_like(pinch), pinch], axis=1)]
+    at = np.flatnonzero(pinch)
+    before, after = code_in[at], code_out[at]
+    moved[at] = vertices[at] + across[before] + end_in[before]
+    place = np.arange(len(vertices)) + np.cumsum(pinch) - pinch  # each vertex after the points added before it
+    out = np.empty((len(vertices) + len(at), 2))
+    out[place] = moved
+    out[place[at] + 1] = vertices[at] + across[after] + start_out[after]
     lengths = lengths + np.add.reduceat(pinch, starts)
-    return np.split(moved, np.cumsum(lengths)[:-1])
+    return np.split(out, np.cumsum(lengths)[:-1])
+
+
+def _top_left_tables(pull: float, lead: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shifts by edge direction ``(sign(dy) + 1) * 3 + sign(dx) + 1`` (rows 1 up, 3 left,
+    5 right, 7 down; 4 is no edge): an edge's own shift along its normal (a right edge -pull in
+    x, a left edge +lead, a bottom edge -pull in y, a top edge +lead), and at a pinch the shift
+    of the pixel an incoming edge ends at, and of the pixel an outgoing edge starts at."""
+    across, end_in, start_out = (np.zeros((9, 2)) for _ in range(3))
+    across[1], across[7], across[5], across[3] = (-pull, 0), (lead, 0), (0, -pull), (0, lead)
+    end_in[5], end_in[3], end_in[7], end_in[1] = (-pull, 0), (lead, 0), (0, -pull), (0, lead)
+    start_out[3], start_out[5], start_out[1], start_out[7] = (-pull, 0), (lead, 0), (0, -pull), (0, lead)
+    return across, end_in, start_out
 
 
 def inset_rings(rings: list[Ring], distance: float, groups: np.ndarray | None = None) -> list[Ring]:

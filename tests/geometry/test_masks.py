@@ -392,3 +392,20 @@ def test_rle_window_is_pycocotools_decode_inside_any_box():
     assert rle_counts({"size": [9, 9], "counts": good["counts"].decode()}) is not None  # str counts, as JSON holds
     for bad in (b"", b"0", good["counts"] + b"1", good["counts"][:-1] + b"\x7f", good["counts"][:-1] + b"o"):
         assert rle_counts({"size": [9, 9], "counts": bad}) is None, bad
+
+
+def test_top_left_rule_moves_right_and_bottom_edges_and_refuses_slanted_rings():
+    """One pixel at column 2, row 1: the rule keeps its left and top edges (COCO) or moves them
+    ``lead`` px in, and moves its right and bottom edges ``pull`` px in; a simplified outline
+    (slanted edges) has no right or bottom edge, so the rule refuses it."""
+    from mvtec2coco.geometry.masks import COCO_PULL, top_left_rings
+
+    m = np.zeros((4, 5), np.uint8)
+    m[1, 2] = 1
+    (inst,) = instances(m)
+    (coco,) = top_left_rings([inst.outer], COCO_PULL, np.zeros(1, np.int64))
+    assert sorted(map(tuple, coco.tolist())) == [(2, 1), (2, 1.75), (2.75, 1), (2.75, 1.75)]
+    (yolo,) = top_left_rings([inst.outer], 0.5, np.zeros(1, np.int64), lead=0.125)
+    assert sorted(map(tuple, yolo.tolist())) == [(2.125, 1.125), (2.125, 1.5), (2.5, 1.125), (2.5, 1.5)]
+    with pytest.raises(ValueError, match="exact outlines"):
+        top_left_rings([np.array([[0.0, 0.0], [2.0, 1.0], [0.0, 2.0]])], COCO_PULL, np.zeros(1, np.int64))
