@@ -119,7 +119,7 @@ def test_fork_map_raises_the_workers_typed_error_with_its_traceback():
 
 
 def test_fork_map_notices_a_worker_that_died():
-    with pytest.raises(RuntimeError, match="died without a result"):
+    with pytest.raises(RuntimeError, match="died before it sent all its results"):
         fork_map(_die_at_5, ITEMS, workers=2)
 
 
@@ -140,7 +140,7 @@ def test_fork_map_notices_a_worker_killed_while_it_held_the_lock():
     previous = signal.signal(signal.SIGALRM, too_long)
     signal.alarm(20)
     try:
-        with pytest.raises(RuntimeError, match="died without a result"):
+        with pytest.raises(RuntimeError, match="died before it sent all its results"):
             fork_map(_slow, ITEMS[:40], workers=2, sizes=[_DeathWhileLocked(1)] * 40)
     finally:
         signal.alarm(0)
@@ -223,3 +223,61 @@ assert result["passed"], result
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+TAKEN_IN: list[float] = []  # when this process unpickled each worker result
+MAIN_STARTS: list[float] = []  # when this process started each of its own items
+
+
+class _Stamp:
+    """A result that notes when the main process unpickles it."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        TAKEN_IN.append(time.monotonic())
+
+
+def _stamped(k: int) -> _Stamp:
+    if os.getpid() == MAIN:
+        MAIN_STARTS.append(time.monotonic())
+    time.sleep(0.01)
+    return _Stamp(k)
+
+
+def test_fork_map_takes_in_worker_results_while_it_works():
+    """A forked worker sends its results as it goes, so that little is left to unpickle at the
+    end: some arrive before this process starts its own last item."""
+    TAKEN_IN.clear()
+    MAIN_STARTS.clear()
+    results = fork_map(_stamped, ITEMS[:60], workers=2)
+    assert [r.k for r in results] == ITEMS[:60]
+    assert TAKEN_IN and MAIN_STARTS and min(TAKEN_IN) < max(MAIN_STARTS)
+
+
+def _big(k: int) -> tuple[float, bytes]:
+    return time.monotonic(), bytes([k % 256]) * 200_000
+
+
+def test_a_full_pipe_never_stalls_a_worker():
+    """While this process is busy (``meanwhile``) a worker's results outgrow any pipe buffer
+    (40 MB): the worker still finishes every item it takes meanwhile, and every byte arrives."""
+    stop: list[float] = []
+    results = fork_map(_big, list(range(200)), workers=2, meanwhile=lambda: (time.sleep(1.0), stop.append(time.monotonic())))
+    assert [payload for _, payload in results] == [bytes([k % 256]) * 200_000 for k in range(200)]
+    assert max(t for t, _ in results) < stop[0]  # the worker took all 200 during the second of meanwhile
+
+
+def _die_late(k: int) -> int:
+    time.sleep(0.002)
+    if k >= 120 and os.getpid() != MAIN:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return k
+
+
+def test_a_worker_that_dies_after_sending_some_results_is_an_error():
+    """Batches already taken in do not make a dead worker's missing results look complete."""
+    with pytest.raises(RuntimeError, match="died before it sent all its results"):
+        fork_map(_die_late, ITEMS, workers=2)
