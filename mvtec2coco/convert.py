@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -302,18 +303,20 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
     with staged_output(out, overwrite, inputs, dataset.files()) as tmp:
         roots = {fmt: (tmp / fmt if multi else tmp) for fmt in options.formats}
         context = Context(tuple((fmt, str(root)) for fmt, root in roots.items()), options)
-        jobs = _jobs(samples, split, names, options, dataset)
+        plan = _job_plan(names, options, dataset)
+        pairs = [(s, split.subsets[s.id]) for s in samples]  # the workers make each job (``_job``)
         finals = {fmt: (out / fmt if multi else out) for fmt in options.formats}
         # While the workers run, this process writes what needs no result.
-        write_tree = partial(_write_tree, context, jobs, tmp, finals, samples, split, names)
+        write_tree = partial(_write_tree, context, pairs, tmp, finals, samples, split, names)
         if tiles is not None:
             write_tree()
+            jobs = [_job(s, subset, plan) for s, subset in pairs]
             report = _convert_tiled(dataset, out, options, tiles, samples, split, names, jobs, roots, skipped, warnings,
                                     progress)
             if multi:
                 (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
             return report
-        results = _run_jobs(context, jobs, options.workers, progress, write_tree)
+        results = _run_jobs(context, plan, pairs, options.workers, progress, write_tree)
         findings = _findings(results)
         _refuse_if_strict(options, warnings, findings)
         report = _report(dataset, out, options, samples, split, names, results, skipped, warnings, findings)
@@ -439,22 +442,23 @@ def _subset_warnings(split: Split) -> list[str]:
     return notes
 
 
-def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: bool,
+def _run_jobs(context: Context, plan: JobPlan, pairs: list[tuple[Sample, str]], workers: int | None, progress: bool,
               meanwhile: Callable[[], object]) -> list[SampleResult]:
-    """``process_chunk`` over chunks of ``jobs`` in ``workers`` processes (this one among them);
-    results in job order.
+    """``process_chunk`` over chunks of the samples (with their subsets) in ``workers`` processes
+    (this one among them); results in sample order. Each worker makes its chunk's jobs
+    (``_job``): done here before the workers start, that was time with one core idle.
 
     Chunks with masks cost far more than chunks of good images, so they are handed out first
     (longest first): the cheap ones then even out the workers' finishing times. ``meanwhile``
     runs in this process while the forked workers start, before it takes chunks too.
     """
     workers = workers or default_workers()
-    size = max(1, min(CHUNK, len(jobs) // (4 * workers)))
-    chunks = [jobs[k : k + size] for k in range(0, len(jobs), size)]
-    cost = [len(c) + MASK_COST * sum(len(j.masks) for j in c) for c in chunks]
+    size = max(1, min(CHUNK, len(pairs) // (4 * workers)))
+    chunks = [pairs[k : k + size] for k in range(0, len(pairs), size)]
+    cost = [len(c) + MASK_COST * sum(len(s.masks) for s, _ in c) for c in chunks]
     order = sorted(range(len(chunks)), key=lambda k: -cost[k])
     with opencv_single_threaded():
-        done = fork_map(partial(process_chunk, context), [chunks[k] for k in order], workers,
+        done = fork_map(partial(_convert_chunk, context, plan), [chunks[k] for k in order], workers,
                         "Converting" if progress else None, sizes=[len(chunks[k]) for k in order],
                         initializer=keep_freed_memory, meanwhile=meanwhile)
     by_chunk: list[list[SampleResult]] = [[] for _ in chunks]
@@ -463,13 +467,22 @@ def _run_jobs(context: Context, jobs: list[Job], workers: int | None, progress: 
     return [result for results in by_chunk for result in results]
 
 
-def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, Path], samples: list[Sample],
-                split: Split, names: list[str]) -> None:
+def _convert_chunk(context: Context, plan: JobPlan, pairs: list[tuple[Sample, str]]) -> list[SampleResult]:
+    return process_chunk(context, [_job(s, subset, plan) for s, subset in pairs])
+
+
+def _write_tree(context: Context, pairs: list[tuple[Sample, str]], tmp: Path, finals: dict[str, Path],
+                samples: list[Sample], split: Split, names: list[str]) -> None:
     """Everything of the output that needs no worker's result: the folders, parents
     first (workers create any folder they reach first; both sides tolerate the other), then
     ``meta/split.csv`` everywhere and ``data.yaml`` for YOLO. Runs while the workers work."""
-    image_dirs = {job.image_rel.rpartition("/")[0] for job in jobs}
-    label_dirs = {job.label_rel.rpartition("/")[0] for job in jobs}
+    if context.options.names == "mirror":  # the source tree below each subset folder
+        subfolders = {(subset, os.path.dirname(s.relpath)) for s, subset in pairs}
+    else:
+        subfolders = {(subset, "") for _, subset in pairs}
+    stand_ins = [(subset, posixpath.join(sub, "x.png")) for subset, sub in subfolders]  # a file in each folder
+    image_dirs = {image_relpath(subset, name).rpartition("/")[0] for subset, name in stand_ins}
+    label_dirs = {label_relpath(subset, name).rpartition("/")[0] for subset, name in stand_ins}
     folders = set()
     for fmt, root in context.roots:
         for rel in image_dirs if fmt == "coco" else image_dirs | label_dirs:
@@ -486,21 +499,30 @@ def _write_tree(context: Context, jobs: list[Job], tmp: Path, finals: dict[str, 
         (root / MANIFEST).write_text(manifest)
 
 
-def _jobs(samples: list[Sample], split: Split, names: list[str], options: ConvertOptions,
-          dataset: Dataset) -> list[Job]:
-    """One job per sample, in the (sorted) order of ``samples``."""
-    index = {n: i for i, n in enumerate(names)}
+class JobPlan(NamedTuple):
+    """What turns a sample and its subset into its ``Job``: the same for every sample."""
+
+    index: dict[str, int]  # class name -> id
+    by_value: dict[str, tuple[tuple[int, int], ...]]  # category -> (mask value, class id), ``--classes value``
+    classes: str
+    names: str
+    per_file: bool
+
+
+def _job_plan(names: list[str], options: ConvertOptions, dataset: Dataset) -> JobPlan:
     by_value = value_classes(dataset.value_maps, names) if options.classes == "value" else {}
-    subsets = split.subsets
-    jobs = []
-    for s in samples:
-        name = class_name(s, options.classes)
-        subset, name_out = subsets[s.id], output_name(s.relpath, options.names)
-        class_id = None if name is None else (0 if by_value else index[name])
-        jobs.append(Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
-                        image_relpath(subset, name_out), label_relpath(subset, name_out), class_id,
-                        by_value.get(s.category) if by_value else None, not options.merge_masks, s.relpath))
-    return jobs
+    return JobPlan({n: i for i, n in enumerate(names)}, by_value, options.classes, options.names,
+                   not options.merge_masks)
+
+
+def _job(s: Sample, subset: str, plan: JobPlan) -> Job:
+    """The job of one sample in ``subset``."""
+    name = class_name(s, plan.classes)
+    name_out = output_name(s.relpath, plan.names)
+    class_id = None if name is None else (0 if plan.by_value else plan.index[name])
+    return Job(str(s.image), tuple(map(str, s.masks)) if s.masks else (), s.width, s.height,
+               image_relpath(subset, name_out), label_relpath(subset, name_out), class_id,
+               plan.by_value.get(s.category) if plan.by_value else None, plan.per_file, s.relpath)
 
 
 def _subset_paths(split: Split) -> dict[str, str]:
