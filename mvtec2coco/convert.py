@@ -431,7 +431,7 @@ def _refuse_if_strict(options: ConvertOptions, warnings: list[str], findings: di
 
 def _subset_warnings(split: Split) -> list[str]:
     """What data.yaml does about empty subsets (ultralytics needs both train and val)."""
-    present = {s for s in SUBSETS if split.of(s)}
+    present = set(split.present())
     paths = _subset_paths(split)
     notes = []
     if "train" not in present:
@@ -528,7 +528,7 @@ def _job(s: Sample, subset: str, plan: JobPlan) -> Job:
 def _subset_paths(split: Split) -> dict[str, str]:
     """data.yaml entries; ultralytics requires ``train`` and ``val``, so an empty val reuses
     test, else train, and an empty train reuses val, else test (``_subset_warnings`` says so)."""
-    present = [s for s in SUBSETS if split.of(s)]
+    present = split.present()
     paths = {s: f"images/{s}" for s in present}
     if "val" not in paths:
         paths["val"] = paths.get("test", paths.get("train", "images/train"))
@@ -560,6 +560,9 @@ def _report(dataset: Dataset, out: Path, options: ConvertOptions, samples: list[
     repeated = [0, 0]
     for s, r in zip(samples, results):
         subset, name = split.subsets[s.id], class_name(s, options.classes)
+        if not r.areas and not (r.skipped_small or r.skipped_on_good or r.skipped_unmapped or any(r.yolo_repeated)):
+            images[subset][name if name is not None and options.classes != "value" else "good"] += 1
+            continue  # most images: nothing written, nothing skipped
         if options.classes == "value":  # an image counts under every class it holds (a combined image: several)
             for held in sorted({names[c] for c in r.classes}) or ["good"]:
                 images[subset][held] += 1

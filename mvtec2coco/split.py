@@ -42,6 +42,11 @@ class Split:
     def of(self, subset: str) -> list[str]:
         return sorted(i for i, s in self.subsets.items() if s == subset)
 
+    def present(self) -> list[str]:
+        """The subsets that hold a sample, in ``SUBSETS`` order."""
+        held = set(self.subsets.values())
+        return [s for s in SUBSETS if s in held]
+
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
     """``"0.7,0.15,0.15"`` -> (0.7, 0.15, 0.15): three finite fractions >= 0 that sum to 1."""
@@ -214,12 +219,16 @@ def manifest_text(samples: list[Sample], split: Split, names: str = "flat") -> s
     image's file name inside ``images/<subset>/`` of the output (name layout ``names``)."""
     from .formats.placement import output_name
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     parts = any(s.group or s.view for s in samples)  # the physical part and view, where a layout has them
-    writer.writerow(MANIFEST_COLUMNS + (("group", "view") if parts else ()))
-    for s in sorted(samples, key=lambda s: s.id):
-        if s.id in split.subsets:
-            writer.writerow([s.id, s.relpath, split.subsets[s.id], s.label, output_name(s.relpath, names),
-                             *((s.group, s.view) if parts else ())])
+    head = MANIFEST_COLUMNS + (("group", "view") if parts else ())
+    ordered = samples if all(a.id < b.id for a, b in zip(samples, samples[1:])) else sorted(samples, key=lambda s: s.id)
+    subsets = split.subsets
+    rows = [(s.id, s.relpath, subsets[s.id], s.label or "", output_name(s.relpath, names),
+             *((s.group, s.view) if parts else ())) for s in ordered if s.id in subsets]
+    text = "".join(f"{','.join(row)}\n" for row in [head, *rows])
+    if text.count(",") == (len(head) - 1) * (1 + len(rows)) and text.count("\n") == 1 + len(rows) \
+            and '"' not in text and "\r" not in text:
+        return text  # no field needs quoting: exactly what csv.writer writes, without its cost per field
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([head, *rows])
     return buffer.getvalue()

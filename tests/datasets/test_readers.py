@@ -202,3 +202,24 @@ def test_listing_paths_and_ids_equal_plain_joins(tiny_factory, monkeypatch, path
     assert sum(len(s.masks) for s in ds.samples) > 0
     names = ["a.png", "b c.png", "d.e.png"]
     assert common.children(ds.root, names) == [ds.root / n for n in names]
+
+
+def test_split_csv_quotes_fields_as_csv_does(tiny_mvtec):
+    """``split.csv`` is written without the csv module when no field needs quoting; any field
+    that does (a comma, a quote, a line break in an id or a label) gets csv's own quoting, and
+    the file reads back to the same rows."""
+    import csv
+    import dataclasses
+    import io
+
+    from mvtec2coco.split import Split, manifest_text
+
+    samples = sorted(load_dataset(tiny_mvtec).samples, key=lambda s: s.id)
+    plain = Split({s.id: "train" for s in samples})
+    text = manifest_text(samples, plain)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1 + len(samples) and [r[0] for r in rows[1:]] == [s.id for s in samples]
+    odd = [dataclasses.replace(samples[0], id='a,b"c', label="x,y"), dataclasses.replace(samples[1], id="n\nl", label=None)]
+    text = manifest_text(odd, Split({'a,b"c': "train", "n\nl": "test"}))
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [r[:4] for r in rows[1:]] == [["a,b\"c", odd[0].relpath, "train", "x,y"], ["n\nl", odd[1].relpath, "test", ""]]
