@@ -477,7 +477,7 @@ def _write_tree(context: Context, pairs: list[tuple[Sample, str]], tmp: Path, fi
     first (workers create any folder they reach first; both sides tolerate the other), then
     ``meta/split.csv`` everywhere and ``data.yaml`` for YOLO. Runs while the workers work."""
     if context.options.names == "mirror":  # the source tree below each subset folder
-        subfolders = {(subset, os.path.dirname(s.relpath)) for s, subset in pairs}
+        subfolders = {(subset, posixpath.dirname(s.relpath)) for s, subset in pairs}  # ``/`` on every system
     else:
         subfolders = {(subset, "") for _, subset in pairs}
     stand_ins = [(subset, posixpath.join(sub, "x.png")) for subset, sub in subfolders]  # a file in each folder
@@ -504,8 +504,8 @@ class JobPlan(NamedTuple):
 
     index: dict[str, int]  # class name -> id
     by_value: dict[str, tuple[tuple[int, int], ...]]  # category -> (mask value, class id), ``--classes value``
-    classes: str
-    names: str
+    classes: str  # ``--classes``
+    names: str  # ``--names``: the file-name layout
     per_file: bool
 
 
