@@ -42,6 +42,7 @@ from .image_integrity import image_data_problem
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
+from .runtime.collector import cyclic_gc_paused
 from .runtime.parallel import fork_map
 from .runtime.staging import write_file
 from .runtime.ultralytics_env import quiet_offline_ultralytics
@@ -131,7 +132,13 @@ def verify(out: Path, dataset: Path | None = None, min_iou: float = 0.95, worker
 
     Raises ``VerificationError`` only when ``out`` cannot be verified at all (not an output, its
     report or split unreadable, the source gone); everything wrong inside the output is a finding.
+    The cyclic garbage collector is paused meanwhile (``cyclic_gc_paused``).
     """
+    with cyclic_gc_paused():
+        return _verify(out, dataset, min_iou, workers, progress)
+
+
+def _verify(out: Path, dataset: Path | None, min_iou: float, workers: int | None, progress: bool) -> dict:
     if not 0.0 <= min_iou <= 1.0:  # also refuses NaN
         raise OptionError(f"--min-iou {min_iou} is not a number in [0, 1]")
     quiet_offline_ultralytics()  # imported only when a YOLO output is read: while the workers check, or here for tiles

@@ -579,6 +579,49 @@ def test_png_file_check_read_whole_or_mapped_finds_the_same(tmp_path, monkeypatc
     assert found["empty"][0][0][0] == "image data is corrupt (empty file)"
 
 
+def test_png_read_into_the_reused_buffer_sees_only_this_file(tmp_path):
+    """The read buffer a process reuses keeps a larger file's bytes: a shorter file read after it
+    must be walked over its own bytes alone (cut short is found, intact passes), and a file that
+    grew after its size was taken is read whole (bytes appended are found)."""
+    import cv2
+
+    import mvtec2coco.image_integrity as integrity
+
+    big = cv2.imencode(".png", np.random.default_rng(5).integers(0, 256, (200, 200, 3), dtype=np.uint8))[1].tobytes()
+    small = cv2.imencode(".png", np.random.default_rng(6).integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes()
+    for name, content in {"big": big, "small": small, "small_cut": small[:-3], "big_cut": big[: len(big) // 2]}.items():
+        (tmp_path / f"{name}.png").write_bytes(content)
+    found = {name: integrity.png_facts(tmp_path / f"{name}.png")[0]
+             for name in ("big", "small_cut", "small", "big_cut", "big")}
+    assert found["big"] is None and found["small"] is None
+    assert "truncated" in found["small_cut"] and "truncated" in found["big_cut"]
+    assert len(integrity._READ_BUFFER) > len(small)  # the buffer is the big file's, reused
+    (tmp_path / "padded.png").write_bytes(small + b"\0\0")
+    with open(tmp_path / "padded.png", "rb", buffering=0) as fh:  # as if it grew by two bytes after its fstat
+        assert integrity._walk_read(fh, len(small))[0] == "image data is corrupt (bytes after the PNG's IEND)"
+    with open(tmp_path / "small.png", "rb", buffering=0) as fh:
+        assert integrity._walk_read(fh, len(small) - 10)[0] is None  # grew by ten: still read whole
+
+
+def test_verify_runs_its_passes_with_the_cyclic_collector_off(converted_all, monkeypatch):
+    """Off for its workers (forked with it off) and its own share of the work; back on after."""
+    import gc
+
+    import mvtec2coco.verify as verify_module
+
+    seen = []
+    real = verify_module.fork_map
+
+    def recording(fn, items, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(fn, items, *args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "fork_map", recording)
+    assert verify_module.verify(converted_all, workers=2)["passed"]
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+
 def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     """ultralytics (and torch with it) is imported only to read YOLO outputs."""
     import subprocess
