@@ -34,6 +34,7 @@ from .geometry.masks import decode_rle, instances_of_masks, iou, polygon_to_mask
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Dataset, Sample
 from .runtime.allocator import keep_freed_memory
+from .runtime.collector import cyclic_gc_paused
 from .runtime.parallel import default_workers, fork_map
 from .runtime.staging import staged_output
 from .split import MANIFEST, SPLIT_GROUPS, SUBSETS, Split, is_split_file, make_split, manifest_text
@@ -262,8 +263,15 @@ def convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: boo
 
     ``out`` may not be, contain or lie inside any folder of the dataset (nor the split file);
     that is checked, like every option, before any work. With ``options.strict`` every warning
-    is an error and nothing is written. ``tiles`` cuts every image into tiles (``tiling``).
+    is an error and nothing is written. ``tiles`` cuts every image into tiles (``tiling``). The
+    cyclic garbage collector is paused meanwhile (``cyclic_gc_paused``).
     """
+    with cyclic_gc_paused():
+        return _convert(dataset, out, options, overwrite, progress, tiles)
+
+
+def _convert(dataset: Dataset, out: Path, options: ConvertOptions, overwrite: bool, progress: bool,
+             tiles: TileOptions | None) -> dict:
     options.check()
     if tiles is not None:
         tiles.check()

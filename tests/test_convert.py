@@ -622,6 +622,27 @@ def test_verify_runs_its_passes_with_the_cyclic_collector_off(converted_all, mon
     assert gc.isenabled()
 
 
+def test_listing_and_convert_run_with_the_cyclic_collector_off(tiny_mvtec, tmp_path, monkeypatch):
+    """The listing's records and convert's own work in this process (its split, its report)
+    are made with the collector off; it is on again after each."""
+    import gc
+
+    import mvtec2coco.convert as convert_module
+    import mvtec2coco.datasets.mvtec as mvtec_reader
+    from mvtec2coco.convert import ConvertOptions, convert
+    from mvtec2coco.datasets import load_dataset
+
+    seen = []
+    for module, name in ((mvtec_reader, "read_category"), (convert_module, "make_split"), (convert_module, "_report")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: seen.append(gc.isenabled()) or _real(*a, **k))
+    dataset = load_dataset(tiny_mvtec, sizes=False)
+    assert gc.isenabled()
+    convert(dataset, tmp_path / "out", ConvertOptions(formats=("yolo",), workers=2))
+    assert (tmp_path / "out" / "data.yaml").is_file() and gc.isenabled()
+    assert len(seen) == len(dataset.categories) + 2 and not any(seen)
+
+
 def test_verify_of_coco_alone_never_imports_ultralytics(converted_all):
     """ultralytics (and torch with it) is imported only to read YOLO outputs."""
     import subprocess

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..records import Dataset
+from ..runtime.collector import cyclic_gc_paused
 from .common import with_size
 from .detect import LAYOUTS, READERS, category_dirs, detect_layout
 
@@ -19,8 +20,15 @@ def load_dataset(path: Path | str, layout: str | None = None, categories: list[s
     ``layout`` overrides detection; ``categories`` keeps only those category names and raises
     ``DatasetError`` for a name that is not there. ``sizes`` reads every image's and mask's header
     (sizes must agree); without it, sizes stay 0 for a caller that reads them itself, as
-    ``convert`` does in its worker processes instead of one header after another here.
+    ``convert`` does in its worker processes instead of one header after another here. The
+    cyclic garbage collector is paused meanwhile (``cyclic_gc_paused``): a listing makes
+    thousands of records and no cycles.
     """
+    with cyclic_gc_paused():
+        return _load_dataset(path, layout, categories, sizes)
+
+
+def _load_dataset(path: Path | str, layout: str | None, categories: list[str] | None, sizes: bool) -> Dataset:
     try:
         path = Path(path).resolve()
     except (RuntimeError, OSError) as exc:  # a symbolic link loop

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import NoReturn, TypeVar
 
+from .collector import cyclic_gc_paused
 from .staging import reset_signals_in_child
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -135,9 +136,19 @@ def fork_map(
     objects, which each full collection would walk: unpickling the workers' results here would
     take 17 times as long, and the walks would write to pages the workers share with this process.
 
+    Besides, the cyclic collector is off until the results are in (``cyclic_gc_paused``), here and
+    in the workers: the items and their results make many objects and no cycles.
+
     Off Linux (no fork on Windows, an unsafe one on macOS) it is ``pmap`` after ``meanwhile``,
     which also runs one worker or few items here.
     """
+    with cyclic_gc_paused():
+        return _fork_map(fn, items, workers, description, sizes, initializer, meanwhile)
+
+
+def _fork_map(fn: Callable[[T], R], items: list[T], workers: int | None, description: str | None,
+              sizes: list[int] | None, initializer: Callable[[], object] | None,
+              meanwhile: Callable[[], object] | None) -> list[R]:
     workers = workers or default_workers()
     weights = sizes or [1] * len(items)
     if not sys.platform.startswith("linux") or workers < 2 or len(items) < 2 or sum(weights) < MIN_ITEMS_FOR_POOL:

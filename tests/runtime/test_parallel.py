@@ -171,6 +171,30 @@ def test_fork_map_workers_skip_the_objects_that_existed_at_the_fork():
     assert gc.get_freeze_count() == 0
 
 
+def _collector_on(_k: int) -> tuple[int, bool]:
+    import gc
+
+    time.sleep(0.005)  # long enough for both processes to take items
+    return os.getpid(), gc.isenabled()
+
+
+def test_fork_map_pauses_the_cyclic_collector_in_every_process_that_takes_items():
+    """Off in the forked workers and in this process while the items run, on again after, also
+    when an item fails; and in the one-process path too."""
+    import gc
+
+    seen = fork_map(_collector_on, ITEMS, workers=2, meanwhile=lambda: seen_meanwhile.append(gc.isenabled()))
+    assert len({pid for pid, _ in seen}) == 2 and not any(on for _, on in seen)
+    assert seen_meanwhile == [False] and gc.isenabled()
+    assert not any(on for _, on in fork_map(_collector_on, ITEMS[:3], workers=1)) and gc.isenabled()
+    with pytest.raises(BrokenFileError):
+        fork_map(_fail_at_17, ITEMS, workers=2)
+    assert gc.isenabled()
+
+
+seen_meanwhile: list[bool] = []
+
+
 def test_fork_map_runs_meanwhile_here_while_workers_work():
     seen = []
     results = fork_map(_slow, ITEMS, workers=2, meanwhile=lambda: seen.append(os.getpid()))
