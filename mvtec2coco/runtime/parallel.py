@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
 from .collector import cyclic_gc_paused
@@ -65,7 +66,8 @@ def pmap(
         if workers > 1 and len(items) > 1 and (sum(sizes) if sizes else len(items)) >= MIN_ITEMS_FOR_POOL:
             pool = ProcessPoolExecutor(workers, initializer=init_worker, initargs=(initializer,))
             size = chunksize or max(1, min(32, len(items) // (workers * 8)))
-            results = pool.map(fn, items, chunksize=size)
+            with stop_signals_deferred():  # the pool forks its workers here
+                results = pool.map(fn, items, chunksize=size)
         else:
             if initializer is not None:
                 initializer()
@@ -79,10 +81,30 @@ def pmap(
             pool.shutdown(cancel_futures=True)
 
 
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back while a process pool forks its workers (they arrive
+    when the block ends). One arriving during ``os.fork`` runs its handler inside the fork's
+    after-fork hooks (logging's lock release among them), where the interpreter prints the
+    exception and drops it: the run would go on as if never stopped. The workers start with
+    the signals held too; ``init_worker`` lets them through once their default actions are back."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no fork, no hooks
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def init_worker(initializer: Callable[[], object] | None = None) -> None:
     """First thing in a pool's worker process: default signal actions (the main process cleans
-    up), then the caller's ``initializer``."""
+    up), the stop signals let through (``stop_signals_deferred``), then the caller's
+    ``initializer``."""
     reset_signals_in_child()
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending one now ends the worker
     if initializer is not None:
         initializer()
 

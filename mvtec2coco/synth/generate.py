@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..runtime.parallel import init_worker
+from ..runtime.parallel import init_worker, stop_signals_deferred
 from ..runtime.staging import staged_output
 from .layouts import PLANNERS, Job
 from .presets import PRESETS
@@ -52,7 +52,9 @@ def generate(
         jobs = [(tmp, job, seed) for job in plan.jobs]
         if workers > 1 and len(jobs) > 20:
             with ProcessPoolExecutor(workers, initializer=init_worker) as pool:
-                for done, _ in enumerate(pool.map(_run_job, jobs, chunksize=8), 1):
+                with stop_signals_deferred():  # the pool forks its workers here
+                    results = pool.map(_run_job, jobs, chunksize=8)
+                for done, _ in enumerate(results, 1):
                     if progress:
                         progress(done, len(jobs))
         else:

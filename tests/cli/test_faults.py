@@ -1030,12 +1030,17 @@ def _start(args: list[str]) -> subprocess.Popen:
                             text=True, start_new_session=True)
 
 
-def _wait_for_tree(parent: Path, proc: subprocess.Popen) -> None:
+def _wait_until_working(parent: Path, proc: subprocess.Popen) -> None:
+    """Return once the run's temporary tree under ``parent`` holds its staging marker: the work
+    has begun and lasts until the marker goes, just before the final rename. The caller signals
+    right away; a pause first could outlast the run on a loaded machine."""
+    from mvtec2coco.runtime.staging import STAGING_MARKER
+
     deadline = time.time() + 60
-    while time.time() < deadline and not list(parent.glob(".*.m2c-tmp-*")) and proc.poll() is None:
-        time.sleep(0.01)
+    while time.time() < deadline and proc.poll() is None and \
+            not any((tree / STAGING_MARKER).exists() for tree in parent.glob(".*.m2c-tmp-*")):
+        time.sleep(0.005)
     assert proc.poll() is None, "finished before it could be interrupted"
-    time.sleep(0.05)
 
 
 @pytest.mark.parametrize("signum,group", [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True),
@@ -1047,7 +1052,7 @@ def test_signal_leaves_nothing(bottle, tmp_path, signum, group):
     out = tmp_path / "out"
     before = tree_digest(bottle)
     proc = _start(["convert", str(bottle), "--format", "all", "--images", "copy", "--out", str(out)])
-    _wait_for_tree(tmp_path, proc)
+    _wait_until_working(tmp_path, proc)
     (os.killpg if group else os.kill)(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err
@@ -1059,7 +1064,7 @@ def test_signal_leaves_nothing(bottle, tmp_path, signum, group):
 @pytest.mark.slow
 def test_sigterm_during_synth(tmp_path):
     proc = _start(["synth", str(tmp_path / "ds"), "--preset", "bottle"])
-    _wait_for_tree(tmp_path, proc)
+    _wait_until_working(tmp_path, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err
@@ -1070,7 +1075,7 @@ def test_sigterm_during_synth(tmp_path):
 def test_sigkill_leaves_a_stale_tree_the_next_run_removes(bottle, tmp_path):
     out = tmp_path / "out"
     proc = _start(["convert", str(bottle), "--format", "all", "--images", "copy", "--out", str(out)])
-    _wait_for_tree(tmp_path, proc)
+    _wait_until_working(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     stale = list(tmp_path.glob(".out.m2c-tmp-*"))

@@ -305,3 +305,44 @@ def test_a_worker_that_dies_after_sending_some_results_is_an_error():
     """Batches already taken in do not make a dead worker's missing results look complete."""
     with pytest.raises(RuntimeError, match="died before it sent all its results"):
         fork_map(_die_late, ITEMS, workers=2)
+
+
+_SIGNAL_IN_FORK_HOOK = """
+import os, signal, sys
+from pathlib import Path
+from mvtec2coco.runtime.staging import Interrupted, install_signal_handlers
+install_signal_handlers()
+fired = []
+
+def stop_during_fork():  # a SIGTERM that lands while os.fork runs its hooks in the parent
+    if not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+os.register_at_fork(after_in_parent=stop_during_fork)
+try:
+    if sys.argv[1] == "pmap":
+        from mvtec2coco.runtime.parallel import pmap
+        list(pmap(abs, list(range(-400, 0)), workers=2))
+    else:
+        from mvtec2coco.synth import generate
+        generate(Path(sys.argv[2]), "tiny", workers=2)
+except Interrupted:
+    print("interrupted")
+    sys.exit(3)
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("where", ["pmap", "synth"])
+def test_a_stop_signal_while_a_pool_forks_still_stops_the_run(where, tmp_path):
+    """A SIGTERM arriving inside os.fork's after-fork hooks is not dropped: the run stops (the
+    synthetic dataset is not written) instead of finishing as if never told to."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _SIGNAL_IN_FORK_HOOK, where, str(tmp_path / "ds")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and done.stdout.strip() == "interrupted", done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr
+    assert not (tmp_path / "ds").exists() and list(tmp_path.iterdir()) == []
