@@ -33,7 +33,7 @@ def synth(
     """
     from ..synth import generate
 
-    generate(out, preset, layout, seed, workers, overwrite)
+    generate(out, preset, layout, seed, workers, overwrite, progress=True)
     out_console.print(f"wrote {preset} dataset ({layout} layout) to {out}")
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import OptionError
-from ..runtime.parallel import init_worker, stop_signals_deferred
+from ..runtime.parallel import fork_map
 from ..runtime.staging import staged_output
 from .layouts import PLANNERS, Job
 from .presets import PRESETS
@@ -30,12 +27,13 @@ def generate(
     seed: int = 0,
     workers: int | None = None,
     overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write the synthetic dataset ``preset`` in ``layout`` to ``out``; returns ``out``.
 
-    Same preset, layout and seed give byte-identical files. ``progress(done, total)`` is called
-    as samples are written.
+    Same preset, layout and seed give byte-identical files. The samples are rendered by
+    ``workers`` processes (``fork_map``: a stop signal or an error ends them all, and the
+    staged folder goes); ``progress`` shows a bar.
     """
     if preset not in PRESETS:
         raise OptionError(f"unknown preset '{preset}'", hint=f"use one of {', '.join(PRESETS)}")
@@ -44,24 +42,12 @@ def generate(
     if layout not in PLANNERS:
         raise OptionError(f"unknown layout '{layout}'", hint=f"use one of {', '.join(PLANNERS)}")
     plan = PLANNERS[layout](PRESETS[preset])
-    workers = workers or os.cpu_count() or 1
     with staged_output(Path(out), overwrite) as tmp:
         for rel, text in {**JUNK, **plan.texts}.items():
             _write_text(tmp / rel, text)
         _write_text(tmp / plan.jobs[0].image.split("/")[0] / ".DS_Store", "junk\n")
         jobs = [(tmp, job, seed) for job in plan.jobs]
-        if workers > 1 and len(jobs) > 20:
-            with ProcessPoolExecutor(workers, initializer=init_worker) as pool:
-                with stop_signals_deferred():  # the pool forks its workers here
-                    results = pool.map(_run_job, jobs, chunksize=8)
-                for done, _ in enumerate(results, 1):
-                    if progress:
-                        progress(done, len(jobs))
-        else:
-            for done, job in enumerate(jobs, 1):
-                _run_job(job)
-                if progress:
-                    progress(done, len(jobs))
+        fork_map(_run_job, jobs, workers, "Generating" if progress else None)
     return Path(out)
 
 
