@@ -1025,9 +1025,17 @@ def _digest(folder: Path) -> dict[str, str]:
 # signals
 
 
+def _default_stop_signals() -> None:
+    """In the child: SIGTERM and SIGHUP with their default actions, as a shell starts a command.
+    A test run under ``nohup`` ignores SIGHUP, the child would inherit that, and the command
+    rightly leaves an inherited ignore alone."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mvtec2coco", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=_default_stop_signals)
 
 
 def _wait_until_working(parent: Path, proc: subprocess.Popen) -> None:
