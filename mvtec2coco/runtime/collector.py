@@ -5,10 +5,10 @@ each full pass walks every object alive. The batch jobs make objects by the hund
 (dataset records, results sent between processes, and the modules that importing torch loads
 for verify: some 350,000 objects), nearly none of them in reference cycles, so those passes
 free nothing and cost time: measured on full-scale synthetic MVTec AD, whole ``verify`` runs
-took about a tenth less wall time without them, ``convert`` about a twentieth, at the same peak
-memory. Reference counting still frees everything not in a cycle while the collector is paused.
-``fork_map`` pauses it while its items run; ``load_dataset``, ``convert`` and ``verify`` over
-their whole call.
+took about a tenth less wall time without them, at the same peak memory; whole ``convert`` runs
+showed no measurable change. Reference counting still frees everything not in a cycle while the
+collector is paused. ``fork_map`` pauses it while its items run; ``load_dataset``, ``convert``
+and ``verify`` over their whole call.
 """
 
 from __future__ import annotations
