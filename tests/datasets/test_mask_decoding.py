@@ -1,0 +1,181 @@
+"""Mask decoding: 8-bit grey PNGs through libspng give OpenCV's pixels, and a damaged file gets
+OpenCV's verdict, never a different one."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mvtec2coco.datasets import imageio
+from mvtec2coco.datasets.imageio import read_mask
+from mvtec2coco.errors import BrokenFileError
+
+pytest.importorskip("pyspng")
+
+
+def _mask(height: int = 211, width: int = 317, values: tuple[int, ...] = (0, 255), seed: int = 0) -> np.ndarray:
+    """Blobs of ``values`` on a background, as defect masks look (long zero runs, ragged edges)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(12):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        cv2.circle(mask, (int(x), int(y)), int(rng.integers(1, 30)), int(rng.choice(values[1:])), -1)
+    mask[rng.random((height, width)) < 0.002] = values[-1]  # specks
+    return mask
+
+
+def _encoders() -> dict[str, callable]:
+    def opencv(level: int):
+        return lambda a: cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, level])[1].tobytes()
+
+    def pil(**options):
+        def encode(a):
+            buffer = io.BytesIO()
+            Image.fromarray(a).save(buffer, format="PNG", **options)
+            return buffer.getvalue()
+        return encode
+
+    return {"opencv-0": opencv(0), "opencv-3": opencv(3), "opencv-9": opencv(9), "pil": pil(),
+            "pil-optimize": pil(optimize=True), "pil-level-1": pil(compress_level=1)}
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        out.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return out
+
+
+def _png(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of these chunks, every CRC right."""
+    parts = [imageio.PNG_SIGNATURE]
+    for kind, body in chunks:
+        parts.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+    return b"".join(parts)
+
+
+def _outcome(path: Path) -> tuple:
+    try:
+        array, note = read_mask(path)
+    except BrokenFileError as exc:
+        return "broken", str(exc)
+    return "decoded", array.shape, array.dtype.str, array.tobytes(), note
+
+
+def _opencv_outcome(path: Path, monkeypatch) -> tuple:
+    with monkeypatch.context() as m:
+        m.setattr(imageio, "_spng_load", None)
+        return _outcome(path)
+
+
+@pytest.mark.parametrize("encoder", sorted(_encoders()))
+@pytest.mark.parametrize("values", [(0, 255), (0, 1, 2, 7, 200)], ids=["binary", "values"])
+def test_grey_masks_decode_through_libspng_to_opencvs_pixels(tmp_path, monkeypatch, encoder, values):
+    mask = _mask(values=values)
+    path = tmp_path / "mask.png"
+    path.write_bytes(_encoders()[encoder](mask))
+    expected = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(expected, mask)
+    fast = imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0]))
+    assert fast is not None and fast.dtype == np.uint8 and np.array_equal(fast, expected)
+
+    def no_opencv(*_args, **_kwargs):
+        raise AssertionError("OpenCV decoded an intact 8-bit grey PNG")
+
+    monkeypatch.setattr(imageio.cv2, "imread", no_opencv)
+    monkeypatch.setattr(imageio.cv2, "imdecode", no_opencv)
+    shown, note = read_mask(path)
+    assert note is None and np.array_equal(shown, expected)
+
+
+def _damaged() -> dict[str, bytes]:
+    """8-bit grey PNGs broken in the ways a copy or a disk breaks them, and some that are odd but
+    readable; the chunk lists are rebuilt with right CRCs where the damage is inside them."""
+    good = _encoders()["opencv-3"](_mask())
+    chunks = _chunks(good)
+    idat = [k for k, (kind, _) in enumerate(chunks) if kind == b"IDAT"][0]
+    body = chunks[idat][1]
+    flipped = bytearray(good)
+    flipped[good.index(b"IDAT") + 4 + len(body) // 2] ^= 0x10
+    stream = bytearray(body)
+    stream[len(stream) // 2] ^= 0xFF
+    short = zlib.compress(zlib.decompress(body)[: len(zlib.decompress(body)) // 2])
+    extra = zlib.compress(zlib.decompress(body) + bytes(400))
+    text = [chunks[0], (b"tEXt", b"Comment\x00mask"), *chunks[1:]]
+    return {
+        "idat-crc-wrong": bytes(flipped),
+        "zlib-stream-damaged-crc-right": _png([*chunks[:idat], (b"IDAT", bytes(stream)), *chunks[idat + 1 :]]),
+        "half-the-rows": _png([*chunks[:idat], (b"IDAT", short), *chunks[idat + 1 :]]),
+        "more-data-than-rows": _png([*chunks[:idat], (b"IDAT", extra), *chunks[idat + 1 :]]),
+        "truncated": good[: len(good) - 30],
+        "no-iend": good[: len(good) - 12],
+        "bytes-after-iend": good + b"\x00" * 7,
+        "text-chunk": _png(text),
+        "zero-width-header": _png([(b"IHDR", struct.pack(">IIBBBBB", 0, 211, 8, 0, 0, 0, 0)), *chunks[1:]]),
+        "wrong-height-header": _png([(b"IHDR", struct.pack(">IIBBBBB", 317, 212, 8, 0, 0, 0, 0)), *chunks[1:]]),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_damaged()))
+def test_a_damaged_grey_png_gets_opencvs_verdict(tmp_path, monkeypatch, case):
+    """libspng skips chunk CRCs and may accept what libpng refuses: whatever it does, the verdict
+    (the pixels, or the error) is the one OpenCV alone gives."""
+    path = tmp_path / "mask.png"
+    path.write_bytes(_damaged()[case])
+    assert _outcome(path) == _opencv_outcome(path, monkeypatch)
+
+
+@pytest.mark.parametrize("case", ["idat-crc-wrong", "zlib-stream-damaged-crc-right", "half-the-rows", "truncated",
+                                  "no-iend", "bytes-after-iend", "zero-width-header", "wrong-height-header"])
+@pytest.mark.parametrize("inflate", ["isal", "zlib"])
+def test_the_fast_path_declines_a_damaged_png(tmp_path, monkeypatch, case, inflate):
+    if inflate == "zlib":  # a platform without an isal wheel
+        monkeypatch.setattr(imageio, "_inflate", zlib.decompress)
+        monkeypatch.setattr(imageio, "_InflateError", zlib.error)
+    path = tmp_path / "mask.png"
+    data = _damaged()[case]
+    path.write_bytes(data)
+    width, height = struct.unpack(">II", data[16:24])
+    assert imageio._decode_grey8_png(path, (width, height)) is None
+
+
+def test_a_damaged_mask_is_still_reported_broken(tmp_path):
+    path = tmp_path / "mask.png"
+    path.write_bytes(_damaged()["idat-crc-wrong"])
+    with pytest.raises(BrokenFileError, match="cannot be decoded"):
+        read_mask(path)
+
+
+def test_other_pngs_are_left_to_opencv(tmp_path, monkeypatch):
+    """Palette, colour and 16-bit masks keep OpenCV's (and Pillow's) reading: the header says so."""
+    mask = _mask()
+    calls = []
+    original = imageio._decode_grey8_png
+    monkeypatch.setattr(imageio, "_decode_grey8_png", lambda *a: calls.append(a) or original(*a))
+    for name, data in {
+        "rgb": cv2.imencode(".png", np.dstack([mask] * 3))[1].tobytes(),
+        "grey16": cv2.imencode(".png", mask.astype(np.uint16) * 257)[1].tobytes(),
+        "palette": _palette_png(mask),
+    }.items():
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(data)
+        shown, _ = read_mask(path)
+        assert np.array_equal(imageio.binary_mask(shown), (mask > 0).astype(np.uint8)), name
+    assert calls == []
+
+
+def _palette_png(mask: np.ndarray) -> bytes:
+    image = Image.fromarray((mask > 0).astype(np.uint8), mode="P")
+    image.putpalette([0, 0, 0, 255, 255, 255])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
