@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -543,8 +544,43 @@ def test_png_walk_reading_ahead_over_equal_chunks_agrees_with_a_plain_walk_and_p
         path.write_bytes(bytes(damaged))
         ours = walk_png(bytes(damaged))[0]
         assert (ours is None) == _pil_accepts(path) == (_reference_png_problem(bytes(damaged)) is None), at
+        writable = bytearray(damaged)  # a run in writable memory is checked by one CRC over it
+        assert walk_png(memoryview(writable))[0] == ours and writable == damaged, at
     for cut in (len(data) - 1, len(data) - 12, 33 + 8204 * 12, 33 + 8204 * 12 + 7, len(data) // 2, 40):
         assert walk_png(data[:cut])[0] is not None and _reference_png_problem(data[:cut]) is not None, cut
+        assert walk_png(memoryview(bytearray(data[:cut])))[0] == walk_png(data[:cut])[0], cut
+
+
+def test_png_walk_checks_a_run_in_writable_memory_with_one_crc(tmp_path, monkeypatch):
+    """Read into a writable buffer (as ``png_facts`` reads), a run of equal IDAT chunks costs one
+    CRC call, not one per chunk, and still finds every damaged chunk: one, two or all of them, in
+    data or in a stored CRC; the buffer is left as it was."""
+    import cv2
+
+    import mvtec2coco.image_integrity as integrity
+
+    pixels = np.random.default_rng(7).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    data = cv2.imencode(".png", pixels)[1].tobytes()
+    chunks = (len(data) - 33) // 8204
+    calls = []
+    real = integrity.crc32
+    monkeypatch.setattr(integrity, "crc32", lambda *a: calls.append(1) or real(*a))
+    assert integrity.walk_png(memoryview(bytearray(data)))[0] is None
+    assert len(calls) < 6 < chunks  # the run, plus the chunks before and after it
+    calls.clear()
+    assert integrity.walk_png(data)[0] is None and len(calls) > chunks  # read-only: one call per chunk
+    for damage in ([5], [5, 9], [6, 6 + 1], list(range(1, chunks - 1))):
+        damaged = bytearray(data)
+        for k in damage:
+            damaged[33 + 8204 * k + 100] ^= 0x40
+        copy = bytes(damaged)
+        assert integrity.walk_png(memoryview(damaged))[0] == "image data is corrupt (PNG chunk 'IDAT' fails its CRC)"
+        assert damaged == copy and _reference_png_problem(copy) is not None, damage
+    stored = bytearray(data)
+    stored[33 + 8204 * 4 - 1] ^= 1  # the CRC of a run chunk
+    assert "fails its CRC" in integrity.walk_png(memoryview(stored))[0]
+    assert integrity._valid_run_crc(8192, 3) == real(3 * (struct.pack(">I", 8192) + b"IDAT" + bytes(8192)
+                                                         + real(b"IDAT" + bytes(8192)).to_bytes(4, "little")))
 
 
 def test_png_file_check_read_whole_or_mapped_finds_the_same(tmp_path, monkeypatch):
