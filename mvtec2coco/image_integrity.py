@@ -126,7 +126,9 @@ def walk_png(data: memoryview | bytes) -> tuple[str | None, tuple[int, int], boo
     """``png_facts`` of a PNG's bytes. One unpack per chunk reads its CRC together with the next
     chunk's length and type; a run of IDAT chunks of one length (encoders write fixed-size ones)
     has its headers and stored CRCs read at once (``_equal_idat_run``), leaving one CRC call per
-    chunk: the walk costs little more than the CRCs it computes."""
+    chunk, or one for the whole run in writable memory: the walk costs little more than the CRCs
+    it computes. Writable ``data`` is changed while the walk runs and put back before it returns
+    (``_run_crcs_hold``): never hand it a writable map of a file."""
     n = len(data)
     if bytes(data[: len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
         return "image data is corrupt (not a PNG signature)", (0, 0), False
@@ -181,7 +183,8 @@ def _equal_idat_run(data: memoryview | bytes, at: int, length: int) -> tuple[int
     run = count if same.all() else int(same.argmin())
     if run < _RUN_AHEAD:
         return 0, False
-    if block.flags.writeable:
+    if block.flags.writeable and (length in _VALID_RUNS or len(_VALID_RUNS) < _MAX_RUN_LENGTHS):
+        run = min(run, _MAX_RUN)  # the walk goes on with the rest
         return run, not _run_crcs_hold(data, block[:run], at)
     stored = np.ascontiguousarray(block[:run, step - 4 :]).view(">u4").ravel().tolist()
     start = at + 4
@@ -213,18 +216,22 @@ def _run_crcs_hold(data: memoryview | bytearray, run: np.ndarray, at: int) -> bo
     return found == _valid_run_crc(run.shape[1] - 12, run.shape[0])
 
 
-_VALID_RUNS: dict[int, list[int]] = {}  # chunk length -> CRC of a valid run of k + 1 such chunks, by k
+_VALID_RUNS: dict[int, tuple[int, ...]] = {}  # chunk length -> CRC of a valid run of k + 1 such chunks, by k
+_MAX_RUN = 4096  # chunks checked by one CRC at most (a longer run takes several)
+_MAX_RUN_LENGTHS = 32  # chunk lengths kept in ``_VALID_RUNS``; runs of other lengths take one CRC per chunk
 
 
 def _valid_run_crc(length: int, count: int) -> int:
     """The CRC-32 of ``count`` valid IDAT chunks of ``length`` bytes, their CRCs reversed: the CRC
-    continued over one more valid chunk per step (any data: zeros), kept per length."""
-    known = _VALID_RUNS.setdefault(length, [])
+    continued over one more valid chunk per step (any data: zeros), kept per length. A longer
+    list replaces the kept one in one assignment, so a reader never sees a half-built one."""
+    known = _VALID_RUNS.get(length, ())
     if len(known) < count:
         body = b"IDAT" + bytes(length)
         chunk = struct.pack(">I", length) + body + crc32(body).to_bytes(4, "little")
-        value = known[-1] if known else 0
-        while len(known) < count:
+        grown, value = list(known), (known[-1] if known else 0)
+        while len(grown) < count:
             value = crc32(chunk, value)
-            known.append(value)
+            grown.append(value)
+        known = _VALID_RUNS[length] = tuple(grown)
     return known[count - 1]

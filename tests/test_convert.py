@@ -579,8 +579,30 @@ def test_png_walk_checks_a_run_in_writable_memory_with_one_crc(tmp_path, monkeyp
     stored = bytearray(data)
     stored[33 + 8204 * 4 - 1] ^= 1  # the CRC of a run chunk
     assert "fails its CRC" in integrity.walk_png(memoryview(stored))[0]
-    assert integrity._valid_run_crc(8192, 3) == real(3 * (struct.pack(">I", 8192) + b"IDAT" + bytes(8192)
-                                                         + real(b"IDAT" + bytes(8192)).to_bytes(4, "little")))
+    monkeypatch.setattr(integrity, "_VALID_RUNS", {})  # built afresh, grown, then read shorter
+    for count in (3, 10, 5):
+        assert integrity._valid_run_crc(8192, count) == real(count * (struct.pack(">I", 8192) + b"IDAT" + bytes(8192)
+                                                             + real(b"IDAT" + bytes(8192)).to_bytes(4, "little")))
+    assert len(integrity._VALID_RUNS[8192]) == 10
+
+
+def test_png_walk_splits_runs_and_lengths_beyond_its_cache(monkeypatch):
+    """A run longer than ``_MAX_RUN`` takes several CRCs, and chunk lengths beyond
+    ``_MAX_RUN_LENGTHS`` one CRC per chunk: the findings are those of a plain walk either way."""
+    import cv2
+
+    import mvtec2coco.image_integrity as integrity
+
+    data = cv2.imencode(".png", np.random.default_rng(8).integers(0, 256, (300, 300, 3), dtype=np.uint8))[1].tobytes()
+    damaged = bytearray(data)
+    damaged[33 + 8204 * 20 + 50] ^= 2
+    for limits in ((9, 32), (4096, 0)):
+        monkeypatch.setattr(integrity, "_MAX_RUN", limits[0])
+        monkeypatch.setattr(integrity, "_MAX_RUN_LENGTHS", limits[1])
+        monkeypatch.setattr(integrity, "_VALID_RUNS", {})
+        assert integrity.walk_png(memoryview(bytearray(data)))[0] is None
+        assert "fails its CRC" in integrity.walk_png(memoryview(bytearray(damaged)))[0]
+        assert len(integrity._VALID_RUNS) == (1 if limits[1] else 0)
 
 
 def test_png_file_check_read_whole_or_mapped_finds_the_same(tmp_path, monkeypatch):

@@ -6,9 +6,9 @@ list the dataset (os.walk), decode every mask PNG (OpenCV), read every image hea
 as many files and hardlinks as the conversion writes (empty label files, links): (a) in three
 flat folders, (a') at the paths the conversion uses, so that its folders are made too, (a'') as
 (a) with the masks decoded as convert decodes them (``imageio.read_mask_raw``: libspng for 8-bit
-grey PNGs, twice OpenCV's speed), the floor for a converter with that decoder. The floors and
-the conversion are timed in this one run on `synth --preset mvtec-full` (5,354 images,
-1,258 masks), alternating, after an untimed warm-up; the best of --repeat runs is reported with
+grey PNGs in two thirds of OpenCV's time, checks included), the floor for a converter with that
+decoder. The floors and the conversion are timed in this one run on `synth --preset mvtec-full`
+(5,354 images, 1,258 masks), alternating, after an untimed warm-up; the best of --repeat runs is reported with
 the ratios, the median of each run's own ratio (robust to the machine's drifts between runs), and
 CPU seconds (this process and its workers) per run.
 

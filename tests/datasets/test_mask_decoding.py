@@ -111,7 +111,19 @@ def _damaged() -> dict[str, bytes]:
     short = zlib.compress(zlib.decompress(body)[: len(zlib.decompress(body)) // 2])
     extra = zlib.compress(zlib.decompress(body) + bytes(400))
     text = [chunks[0], (b"tEXt", b"Comment\x00mask"), *chunks[1:]]
+    wide = 1 << 20 | 1  # one pixel wider than OpenCV decodes by default
+    row = np.random.default_rng(3).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    repeated = zlib.compress((b"\x00" + row) * 20, 9)  # each row refers back 1,001 bytes
+    flag = repeated[1] & 0xC0  # its level bits; no preset dictionary
+    flag |= 31 - (0x18 * 256 + flag) % 31
+    small_window = bytes([0x18, flag]) + repeated[2:]  # declares a 512-byte window
     return {
+        "wider-than-opencv-reads": _png([(b"IHDR", struct.pack(">IIBBBBB", wide, 1, 8, 0, 0, 0, 0)),
+                                         (b"IDAT", zlib.compress(bytes(wide + 1))), (b"IEND", b"")]),
+        "small-window-far-references": _png([(b"IHDR", struct.pack(">IIBBBBB", 1000, 20, 8, 0, 0, 0, 0)),
+                                             (b"IDAT", small_window), (b"IEND", b"")]),
+        "inflates-far-beyond-its-rows": _png([(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)),
+                                              (b"IDAT", zlib.compress(bytes(20 << 20))), (b"IEND", b"")]),
         "idat-crc-wrong": bytes(flipped),
         "zlib-stream-damaged-crc-right": _png([*chunks[:idat], (b"IDAT", bytes(stream)), *chunks[idat + 1 :]]),
         "half-the-rows": _png([*chunks[:idat], (b"IDAT", short), *chunks[idat + 1 :]]),
@@ -135,11 +147,13 @@ def test_a_damaged_grey_png_gets_opencvs_verdict(tmp_path, monkeypatch, case):
 
 
 @pytest.mark.parametrize("case", ["idat-crc-wrong", "zlib-stream-damaged-crc-right", "half-the-rows", "truncated",
-                                  "no-iend", "bytes-after-iend", "zero-width-header", "wrong-height-header"])
+                                  "no-iend", "bytes-after-iend", "zero-width-header", "wrong-height-header",
+                                  "wider-than-opencv-reads", "small-window-far-references",
+                                  "inflates-far-beyond-its-rows", "more-data-than-rows"])
 @pytest.mark.parametrize("inflate", ["isal", "zlib"])
 def test_the_fast_path_declines_a_damaged_png(tmp_path, monkeypatch, case, inflate):
     if inflate == "zlib":  # a platform without an isal wheel
-        monkeypatch.setattr(imageio, "_inflate", zlib.decompress)
+        monkeypatch.setattr(imageio, "_inflater", zlib.decompressobj)
         monkeypatch.setattr(imageio, "_InflateError", zlib.error)
     path = tmp_path / "mask.png"
     data = _damaged()[case]
@@ -179,3 +193,14 @@ def _palette_png(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("variable", imageio.OPENCV_LIMIT_VARIABLES)
+def test_changed_opencv_limits_leave_every_mask_to_opencv(tmp_path, monkeypatch, variable):
+    path = tmp_path / "mask.png"
+    mask = _mask()
+    path.write_bytes(_encoders()["opencv-3"](mask))
+    assert imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0])) is not None
+    monkeypatch.setenv(variable, str(10**12))
+    assert imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0])) is None
+    assert np.array_equal(read_mask(path)[0], mask)
