@@ -40,7 +40,7 @@ PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels after d
 PNG_PALETTE = 3
 PNG_GREY = 0
 _CHUNK_HEAD = struct.Struct(">I4s").unpack_from
-ZLIB_32K_WINDOW = b"\x78"  # a zlib stream's first byte for deflate with a 32 KB window, as encoders write
+ZLIB_32K_WINDOW = b"\x78"  # a zlib stream's first byte for deflate's largest window (libpng declares less for small images)
 FAST_MASK_BYTES = 16 << 20  # larger mask files are decoded by OpenCV alone: libspng's path holds the file whole
 OPENCV_MAX_SIDE = 1 << 20  # OpenCV's default limits on an image it decodes (imgcodecs): it refuses larger ones
 OPENCV_MAX_PIXELS = 1 << 30
@@ -216,18 +216,22 @@ def _is_grey8_png(head: bytes) -> bool:
 
 def _decode_grey8_png(path: Path | str, size: tuple[int, int]) -> np.ndarray | None:
     """An intact 8-bit grey PNG of ``size`` (width, height) decoded by libspng (``pyspng``); None
-    for anything else, which the caller decodes with OpenCV, whose verdict on a broken file counts.
+    for anything else, which the caller decodes with OpenCV, whose verdict on a broken file counts;
+    a ``BrokenFileError`` for a file whose chunks are intact but whose compressed stream fails to
+    inflate or fails its Adler-32 (damaged before its CRCs were computed): OpenCV refuses some of
+    those and decodes others to other pixels, with a warning only.
 
     libspng as pyspng sets it up checks neither the chunk CRCs nor the zlib stream's checksum (a
     damaged stream can decode to other pixels without an error), so the file first passes
     ``verify``'s chunk walk (``image_integrity.walk_png``: every length and CRC-32, IHDR first, IEND
     last) and its stream ISA-L's inflate, which checks the stream's Adler-32 and that it holds
-    exactly the image's rows, into a buffer of that size (a small file cannot inflate to
-    gigabytes here). Left to OpenCV: pyspng missing, a size beyond OpenCV's limits (it refuses
-    those, libspng would not) or with those limits changed, a file over ``FAST_MASK_BYTES``, an
-    interlaced image, a stream declaring a window under 32 KB (libpng refuses references beyond
-    it, zlib does not), any failed check or decode error, and an unexpected shape. The checks and
-    libspng's decode together took two thirds of OpenCV's time on MVTec-like masks."""
+    exactly the image's rows, in pieces that are dropped (``_inflated_length``: a small file cannot
+    inflate to gigabytes here). Left to OpenCV: pyspng missing, a size beyond OpenCV's limits (it
+    refuses those, libspng would not) or with those limits changed, a file over
+    ``FAST_MASK_BYTES``, an interlaced image, a stream that does not hold exactly the rows or that
+    declares a window under 32 KB (libpng refuses references beyond it, ISA-L and zlib follow
+    them), any failed check or decode error, and an unexpected shape. The checks and libspng's
+    decode together took two thirds of OpenCV's time on MVTec-like masks."""
     width, height = size
     if _spng_load is None or width > OPENCV_MAX_SIDE or height > OPENCV_MAX_SIDE or \
             width * height > OPENCV_MAX_PIXELS or any(name in os.environ for name in OPENCV_LIMIT_VARIABLES):
@@ -251,17 +255,39 @@ def _decode_grey8_png(path: Path | str, size: tuple[int, int]) -> np.ndarray | N
         if walk_png(view)[0] is not None:
             return None
     stream = _idat_stream(data)
-    if stream[:1] != ZLIB_32K_WINDOW:
-        return None
     rows = height * (width + 1)  # each row's filter byte and pixels
     try:
-        inflater = _inflater()
-        if len(inflater.decompress(stream, rows + 1)) != rows or not inflater.eof:
-            return None
+        inflated = _inflated_length(stream, rows)
+    except MemoryError:
+        return None
+    except (_InflateError, zlib.error) as exc:  # chunks intact, stream not: it was damaged before its CRCs were made
+        raise BrokenFileError("PNG image data is corrupt (its compressed stream fails to inflate or fails its "
+                              f"checksum: {exc})", path, "export the mask again") from exc
+    if inflated != rows or stream[:1] != ZLIB_32K_WINDOW:  # a smaller window: libpng refuses references beyond it
+        return None
+    try:
         array = _spng_load(data)
-    except (_InflateError, zlib.error, RuntimeError, ValueError, MemoryError):
+    except (RuntimeError, ValueError, MemoryError):
         return None
     return array if array.shape == (height, width) and array.dtype == np.uint8 else None
+
+
+def _inflated_length(stream: bytes, rows: int) -> int | None:
+    """How many bytes ``stream`` inflates to, its Adler-32 checked (a damaged stream raises), in
+    pieces that are dropped as they come; None for a stream cut short or one that goes on past
+    twice ``rows`` (and at least 1 MB more): too much to check here, left to OpenCV.
+
+    """
+    inflater = _inflater()
+    total = len(inflater.decompress(stream, rows + 1))
+    limit = rows + max(rows, 1 << 20)
+    while not inflater.eof and total <= limit:
+        tail = inflater.unconsumed_tail
+        piece = len(inflater.decompress(tail, 1 << 20))
+        if not piece and not tail:
+            break
+        total += piece
+    return total if inflater.eof else None
 
 
 def _idat_stream(data: bytes) -> bytes:

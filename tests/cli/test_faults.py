@@ -127,6 +127,31 @@ def flip_pixel_data(rel: str) -> Callable[[Env], None]:
     return damage
 
 
+def damage_stream_keep_crc(rel: str) -> Callable[[Env], None]:
+    """Change one byte of the PNG's compressed stream and make its chunk CRC right again, where
+    OpenCV still decodes every row, to other pixels, with only a warning (as a file damaged in
+    memory before it was written would be): found by trying each byte."""
+    import struct
+    import zlib
+
+    def damage(e: Env) -> None:
+        good = (e / rel).read_bytes()
+        at = good.index(b"IDAT")
+        (length,) = struct.unpack(">I", good[at - 4 : at])
+        expected = cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_UNCHANGED)
+        for k in range(2, length - 4):
+            raw = bytearray(good)
+            raw[at + 4 + k] ^= 0x01
+            raw[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(raw[at : at + 4 + length])))
+            decoded = cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_UNCHANGED)
+            if decoded is not None and decoded.shape == expected.shape and not np.array_equal(decoded, expected):
+                (e / rel).write_bytes(bytes(raw))
+                return
+        raise AssertionError(f"no damage of {rel} that OpenCV decodes to other pixels")
+
+    return damage
+
+
 def resize_mask(e: Env) -> None:
     mask = cv2.imread(str(e / MASK), cv2.IMREAD_UNCHANGED)
     cv2.imwrite(str(e / MASK), cv2.resize(mask, (mask.shape[1] // 2, mask.shape[0] // 2)))
@@ -217,6 +242,7 @@ DAMAGE: list[tuple[str, Callable[[Env], object], str, str]] = [
     ("self_loop_image", self_loop(IMAGE), "loops|symbolic links", "loops|symbolic links"),
     ("self_loop_folder", self_loop("bottle/test/loop"), "loops|symbolic links", "loops|symbolic links"),
     ("corrupt_mask_pixels", flip_pixel_data(MASK), MASK.split("/")[-1], MASK.split("/")[-1]),
+    ("mask_stream_damaged_under_right_crcs", damage_stream_keep_crc(MASK), "compressed stream", "compressed stream"),
     ("empty_category", lambda e: [shutil.rmtree(p) for p in (e / "grid").glob("*/*")], "holds no images",
      "holds no images"),
 ]

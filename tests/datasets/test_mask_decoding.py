@@ -64,10 +64,11 @@ def _png(chunks: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _outcome(path: Path) -> tuple:
+    """The verdict on a mask: broken, or the pixels it decodes to."""
     try:
         array, note = read_mask(path)
-    except BrokenFileError as exc:
-        return "broken", str(exc)
+    except BrokenFileError:
+        return ("broken",)
     return "decoded", array.shape, array.dtype.str, array.tobytes(), note
 
 
@@ -137,7 +138,7 @@ def _damaged() -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("case", sorted(_damaged()))
+@pytest.mark.parametrize("case", sorted(set(_damaged()) - {"zlib-stream-damaged-crc-right"}))
 def test_a_damaged_grey_png_gets_opencvs_verdict(tmp_path, monkeypatch, case):
     """libspng skips chunk CRCs and may accept what libpng refuses: whatever it does, the verdict
     (the pixels, or the error) is the one OpenCV alone gives."""
@@ -146,7 +147,7 @@ def test_a_damaged_grey_png_gets_opencvs_verdict(tmp_path, monkeypatch, case):
     assert _outcome(path) == _opencv_outcome(path, monkeypatch)
 
 
-@pytest.mark.parametrize("case", ["idat-crc-wrong", "zlib-stream-damaged-crc-right", "half-the-rows", "truncated",
+@pytest.mark.parametrize("case", ["idat-crc-wrong", "half-the-rows", "truncated",
                                   "no-iend", "bytes-after-iend", "zero-width-header", "wrong-height-header",
                                   "wider-than-opencv-reads", "small-window-far-references",
                                   "inflates-far-beyond-its-rows", "more-data-than-rows"])
@@ -160,6 +161,39 @@ def test_the_fast_path_declines_a_damaged_png(tmp_path, monkeypatch, case, infla
     path.write_bytes(data)
     width, height = struct.unpack(">II", data[16:24])
     assert imageio._decode_grey8_png(path, (width, height)) is None
+
+
+def _stream_damage_opencv_decodes(good: bytes) -> bytes:
+    """``good`` with one byte of its zlib stream changed (chunk CRC made right again) where OpenCV
+    still decodes every row, to other pixels, with only a warning: found by trying each byte."""
+    at = good.index(b"IDAT")
+    (length,) = struct.unpack(">I", good[at - 4 : at])
+    expected = cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_UNCHANGED)
+    for k in range(2, length - 4):
+        damaged = bytearray(good)
+        damaged[at + 4 + k] ^= 0x01
+        damaged[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(damaged[at : at + 4 + length])))
+        decoded = cv2.imdecode(np.frombuffer(bytes(damaged), np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is not None and decoded.shape == expected.shape and not np.array_equal(decoded, expected):
+            return bytes(damaged)
+    raise AssertionError("no such damage found")
+
+
+@pytest.mark.parametrize("inflate", ["isal", "zlib"])
+def test_a_stream_damaged_under_intact_chunks_is_broken_not_other_pixels(tmp_path, monkeypatch, inflate):
+    """OpenCV decodes some damaged streams under right chunk CRCs to other pixels, warning only on
+    stderr (which the readers silence): the stream's own checksum finds them, and the mask is
+    reported broken instead of converted wrongly."""
+    if inflate == "zlib":
+        monkeypatch.setattr(imageio, "_inflater", zlib.decompressobj)
+        monkeypatch.setattr(imageio, "_InflateError", zlib.error)
+    path = tmp_path / "mask.png"
+    for data in (_stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask(80, 80, seed=4))),  # an 8 KB window
+                 _stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask())),  # 32 KB
+                 _damaged()["zlib-stream-damaged-crc-right"]):
+        path.write_bytes(data)
+        with pytest.raises(BrokenFileError, match="compressed stream"):
+            read_mask(path)
 
 
 def test_a_damaged_mask_is_still_reported_broken(tmp_path):
