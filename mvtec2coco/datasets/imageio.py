@@ -39,9 +39,10 @@ PNG_IEND = b"IEND\xaeB`\x82"
 PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels after decoding
 PNG_PALETTE = 3
 PNG_GREY = 0
+PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel as stored (a palette index is one)
 _CHUNK_HEAD = struct.Struct(">I4s").unpack_from
 ZLIB_32K_WINDOW = b"\x78"  # a zlib stream's first byte for deflate's largest window (libpng declares less for small images)
-FAST_MASK_BYTES = 16 << 20  # larger mask files are decoded by OpenCV alone: libspng's path holds the file whole
+FAST_MASK_BYTES = 16 << 20  # larger mask files go to OpenCV unchecked: the checks and libspng hold the file whole
 OPENCV_MAX_SIDE = 1 << 20  # OpenCV's default limits on an image it decodes (imgcodecs): it refuses larger ones
 OPENCV_MAX_PIXELS = 1 << 30
 OPENCV_LIMIT_VARIABLES = ("OPENCV_IO_MAX_IMAGE_WIDTH", "OPENCV_IO_MAX_IMAGE_HEIGHT", "OPENCV_IO_MAX_IMAGE_PIXELS")
@@ -181,8 +182,8 @@ def quiet_stderr() -> Iterator[None]:
 
 
 def _decode(path: Path | str, head: bytes) -> np.ndarray:
-    if _is_grey8_png(head):
-        array = _decode_grey8_png(path, struct.unpack(">II", head[16:24]))
+    if len(head) == 26 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        array = _decode_checked_png(path, head)
         if array is not None:
             return array
     with quiet_stderr():
@@ -208,68 +209,81 @@ def _decode(path: Path | str, head: bytes) -> np.ndarray:
     return array
 
 
-def _is_grey8_png(head: bytes) -> bool:
-    """An 8-bit grey PNG by its header: what nearly every dataset's masks are."""
-    return len(head) == 26 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" and head[24] == 8 \
-        and head[25] == PNG_GREY
+def _decode_checked_png(path: Path | str, head: bytes) -> np.ndarray | None:
+    """A PNG mask's pixels when libspng may decode it (below), else None for OpenCV to decode, whose
+    verdict on a broken file counts; a ``BrokenFileError`` for a file whose chunks are intact but
+    whose compressed stream fails to inflate or fails its Adler-32 (damaged before its CRCs were
+    computed): OpenCV refuses some of those and decodes others to other pixels, with a warning only.
 
-
-def _decode_grey8_png(path: Path | str, size: tuple[int, int]) -> np.ndarray | None:
-    """An intact 8-bit grey PNG of ``size`` (width, height) decoded by libspng (``pyspng``); None
-    for anything else, which the caller decodes with OpenCV, whose verdict on a broken file counts;
-    a ``BrokenFileError`` for a file whose chunks are intact but whose compressed stream fails to
-    inflate or fails its Adler-32 (damaged before its CRCs were computed): OpenCV refuses some of
-    those and decodes others to other pixels, with a warning only.
-
-    libspng as pyspng sets it up checks neither the chunk CRCs nor the zlib stream's checksum (a
-    damaged stream can decode to other pixels without an error), so the file first passes
-    ``verify``'s chunk walk (``image_integrity.walk_png``: every length and CRC-32, IHDR first, IEND
-    last) and its stream ISA-L's inflate, which checks the stream's Adler-32 and that it holds
-    exactly the image's rows, in pieces that are dropped (``_inflated_length``: a small file cannot
-    inflate to gigabytes here). Left to OpenCV: pyspng missing, a size beyond OpenCV's limits (it
-    refuses those, libspng would not) or with those limits changed, a file over
-    ``FAST_MASK_BYTES``, an interlaced image, a stream that does not hold exactly the rows or that
-    declares a window under 32 KB (libpng refuses references beyond it, ISA-L and zlib follow
-    them), any failed check or decode error, and an unexpected shape. The checks and libspng's
-    decode together took two thirds of OpenCV's time on MVTec-like masks."""
-    width, height = size
-    if _spng_load is None or width > OPENCV_MAX_SIDE or height > OPENCV_MAX_SIDE or \
-            width * height > OPENCV_MAX_PIXELS or any(name in os.environ for name in OPENCV_LIMIT_VARIABLES):
+    The file is read whole (up to ``FAST_MASK_BYTES``; a larger one is left to OpenCV unchecked),
+    must pass ``verify``'s chunk walk (``image_integrity.walk_png``: every length and CRC-32, IHDR
+    first, IEND last; a file that fails it is OpenCV's to judge) and its stream is inflated by
+    ISA-L in pieces that are dropped (``_inflated_length``: a small file cannot inflate to
+    gigabytes here). libspng (``pyspng``, which decoded 8-bit grey masks in two thirds of OpenCV's
+    time, checks included) then decodes an 8-bit grey, non-interlaced PNG whose stream holds
+    exactly its rows and declares the 32 KB window (libpng refuses references beyond a smaller
+    one, ISA-L and zlib follow them), within OpenCV's size limits (it refuses larger images,
+    libspng would not) and with those limits unchanged; pyspng as it sets libspng up checks
+    neither the chunk CRCs nor the stream's checksum, hence the checks first."""
+    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+    if colour not in PNG_SAMPLES or not width or not height:
+        return None
+    data = _read_small(path)
+    if data is None or len(data) < 29 or data[28] > 1:  # IHDR's interlace method: none or Adam7
         return None
     from ..image_integrity import walk_png  # imports this module: not at the top
 
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            length = os.fstat(fd).st_size
-            if length > FAST_MASK_BYTES:
-                return None
-            data = os.read(fd, length + 1)  # one byte more: a file that grew fails the walk
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-    if len(data) < 29 or data[28] != 0:  # IHDR's interlace method
-        return None
     with memoryview(data) as view:
         if walk_png(view)[0] is not None:
             return None
     stream = _idat_stream(data)
-    rows = height * (width + 1)  # each row's filter byte and pixels
+    stored = stored_size(width, height, PNG_SAMPLES[colour] * depth, bool(data[28]))
     try:
-        inflated = _inflated_length(stream, rows)
+        inflated = _inflated_length(stream, stored)
     except MemoryError:
         return None
     except (_InflateError, zlib.error) as exc:  # chunks intact, stream not: it was damaged before its CRCs were made
         raise BrokenFileError("PNG image data is corrupt (its compressed stream fails to inflate or fails its "
                               f"checksum: {exc})", path, "export the mask again") from exc
-    if inflated != rows or stream[:1] != ZLIB_32K_WINDOW:  # a smaller window: libpng refuses references beyond it
+    if _spng_load is None or (depth, colour, data[28]) != (8, PNG_GREY, 0) or inflated != stored or \
+            stream[:1] != ZLIB_32K_WINDOW or width > OPENCV_MAX_SIDE or height > OPENCV_MAX_SIDE or \
+            width * height > OPENCV_MAX_PIXELS or any(name in os.environ for name in OPENCV_LIMIT_VARIABLES):
         return None
     try:
         array = _spng_load(data)
     except (RuntimeError, ValueError, MemoryError):
         return None
     return array if array.shape == (height, width) and array.dtype == np.uint8 else None
+
+
+def _read_small(path: Path | str) -> bytes | None:
+    """The whole file, or None for one over ``FAST_MASK_BYTES`` or one that cannot be read (the
+    caller's decoder says what is wrong with it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            length = os.fstat(fd).st_size
+            return os.read(fd, length + 1) if length <= FAST_MASK_BYTES else None  # a file that grew fails the walk
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+
+
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))  # x0, y0, dx, dy
+
+
+def stored_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> int:
+    """Bytes of a PNG's image data before compression: each row's filter byte and its samples,
+    packed; an Adam7 image's rows pass by pass (a pass without pixels has no rows)."""
+    if not interlaced:
+        return height * (1 + (width * bits_per_pixel + 7) // 8)
+    total = 0
+    for x0, y0, dx, dy in _ADAM7:
+        columns, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+        if columns and rows:
+            total += rows * (1 + (columns * bits_per_pixel + 7) // 8)
+    return total
 
 
 def _inflated_length(stream: bytes, rows: int) -> int | None:

@@ -72,6 +72,11 @@ def _outcome(path: Path) -> tuple:
     return "decoded", array.shape, array.dtype.str, array.tobytes(), note
 
 
+def _fast(path: Path) -> np.ndarray | None:
+    """The libspng path's answer for ``path``: its pixels, or None where OpenCV is left to decode."""
+    return imageio._decode_checked_png(path, imageio._head(path))
+
+
 def _opencv_outcome(path: Path, monkeypatch) -> tuple:
     with monkeypatch.context() as m:
         m.setattr(imageio, "_spng_load", None)
@@ -86,7 +91,7 @@ def test_grey_masks_decode_through_libspng_to_opencvs_pixels(tmp_path, monkeypat
     path.write_bytes(_encoders()[encoder](mask))
     expected = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(expected, mask)
-    fast = imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0]))
+    fast = _fast(path)
     assert fast is not None and fast.dtype == np.uint8 and np.array_equal(fast, expected)
 
     def no_opencv(*_args, **_kwargs):
@@ -159,8 +164,7 @@ def test_the_fast_path_declines_a_damaged_png(tmp_path, monkeypatch, case, infla
     path = tmp_path / "mask.png"
     data = _damaged()[case]
     path.write_bytes(data)
-    width, height = struct.unpack(">II", data[16:24])
-    assert imageio._decode_grey8_png(path, (width, height)) is None
+    assert _fast(path) is None
 
 
 def _stream_damage_opencv_decodes(good: bytes) -> bytes:
@@ -204,21 +208,50 @@ def test_a_damaged_mask_is_still_reported_broken(tmp_path):
 
 
 def test_other_pngs_are_left_to_opencv(tmp_path, monkeypatch):
-    """Palette, colour and 16-bit masks keep OpenCV's (and Pillow's) reading: the header says so."""
+    """Palette, colour and 16-bit masks keep OpenCV's (and Pillow's) reading: libspng never sees them."""
     mask = _mask()
     calls = []
-    original = imageio._decode_grey8_png
-    monkeypatch.setattr(imageio, "_decode_grey8_png", lambda *a: calls.append(a) or original(*a))
-    for name, data in {
-        "rgb": cv2.imencode(".png", np.dstack([mask] * 3))[1].tobytes(),
-        "grey16": cv2.imencode(".png", mask.astype(np.uint16) * 257)[1].tobytes(),
-        "palette": _palette_png(mask),
-    }.items():
+    original = imageio._spng_load
+    monkeypatch.setattr(imageio, "_spng_load", lambda *a: calls.append(a) or original(*a))
+    for name, data in _other_pngs(mask).items():
         path = tmp_path / f"{name}.png"
         path.write_bytes(data)
         shown, _ = read_mask(path)
         assert np.array_equal(imageio.binary_mask(shown), (mask > 0).astype(np.uint8)), name
     assert calls == []
+
+
+def _other_pngs(mask: np.ndarray) -> dict[str, bytes]:
+    return {"rgb": cv2.imencode(".png", np.dstack([mask] * 3))[1].tobytes(),
+            "grey16": cv2.imencode(".png", mask.astype(np.uint16) * 257)[1].tobytes(),
+            "palette": _palette_png(mask), "interlaced": _interlaced_grey_png(mask)}
+
+
+def _interlaced_grey_png(mask: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit grey PNG of ``mask`` (no filters), as neither OpenCV nor Pillow writes."""
+    height, width = mask.shape
+    rows = b"".join(b"\x00" + row.tobytes() for x0, y0, dx, dy in imageio._ADAM7
+                    if width > x0 and height > y0 for row in mask[y0::dy, x0::dx])
+    assert len(rows) == imageio.stored_size(width, height, 8, True)
+    return _png([(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 1)), (b"IDAT", zlib.compress(rows)),
+                 (b"IEND", b"")])
+
+
+def test_an_interlaced_mask_is_read_as_opencv_reads_it(tmp_path):
+    path = tmp_path / "mask.png"
+    mask = _mask(13, 11)  # passes of every size, some empty in one direction
+    path.write_bytes(_interlaced_grey_png(mask))
+    assert np.array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), mask)
+    assert np.array_equal(read_mask(path)[0], mask)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "grey16", "interlaced"])
+def test_a_damaged_stream_in_other_pngs_is_broken_too(tmp_path, kind):
+    """The stream check runs for every PNG mask, not only those libspng decodes."""
+    path = tmp_path / "mask.png"
+    path.write_bytes(_stream_damage_opencv_decodes(_other_pngs(_mask())[kind]))
+    with pytest.raises(BrokenFileError, match="compressed stream"):
+        read_mask(path)
 
 
 def _palette_png(mask: np.ndarray) -> bytes:
@@ -234,7 +267,7 @@ def test_changed_opencv_limits_leave_every_mask_to_opencv(tmp_path, monkeypatch,
     path = tmp_path / "mask.png"
     mask = _mask()
     path.write_bytes(_encoders()["opencv-3"](mask))
-    assert imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0])) is not None
+    assert _fast(path) is not None
     monkeypatch.setenv(variable, str(10**12))
-    assert imageio._decode_grey8_png(path, (mask.shape[1], mask.shape[0])) is None
+    assert _fast(path) is None
     assert np.array_equal(read_mask(path)[0], mask)
