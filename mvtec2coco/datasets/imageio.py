@@ -288,20 +288,23 @@ def stored_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) 
 
 def _inflated_length(stream: bytes, rows: int) -> int | None:
     """How many bytes ``stream`` inflates to, its Adler-32 checked (a damaged stream raises), in
-    pieces that are dropped as they come; None for a stream cut short or one that goes on past
-    twice ``rows`` (and at least 1 MB more): too much to check here, left to OpenCV.
-
-    """
+    pieces of ``_PIECE`` that are dropped as they come; None for a stream cut short, one that
+    goes on past twice ``rows`` (and at least 1 MB more), and one too short to hold ``rows`` at
+    deflate's largest expansion: left to OpenCV."""
+    if rows > _DEFLATE_MAX_EXPANSION * len(stream) + _PIECE:
+        return None
     inflater = _inflater()
-    total = len(inflater.decompress(stream, rows + 1))
-    limit = rows + max(rows, 1 << 20)
+    total, tail, limit = 0, stream, rows + max(rows, 1 << 20)
     while not inflater.eof and total <= limit:
-        tail = inflater.unconsumed_tail
-        piece = len(inflater.decompress(tail, 1 << 20))
-        if not piece and not tail:
-            break
-        total += piece
+        piece = len(inflater.decompress(tail, _PIECE))
+        if not piece and len(inflater.unconsumed_tail) == len(tail):
+            break  # no progress: nothing more to come
+        total, tail = total + piece, inflater.unconsumed_tail
     return total if inflater.eof else None
+
+
+_PIECE = 1 << 20  # bytes inflated at a time
+_DEFLATE_MAX_EXPANSION = 1032  # bytes out per byte in, at most (258-byte matches in 2 bits)
 
 
 def _idat_stream(data: bytes) -> bytes:

@@ -271,3 +271,41 @@ def test_changed_opencv_limits_leave_every_mask_to_opencv(tmp_path, monkeypatch,
     monkeypatch.setenv(variable, str(10**12))
     assert _fast(path) is None
     assert np.array_equal(read_mask(path)[0], mask)
+
+
+@pytest.mark.parametrize("kind", ["grey8", "rgba16"])
+def test_a_header_far_larger_than_its_stream_is_left_to_opencv(tmp_path, kind):
+    """A damaged header (CRC right) claiming an enormous image: OpenCV refuses it; the stream check
+    neither overflows nor inflates gigabytes."""
+    depth, colour = (8, 0) if kind == "grey8" else (16, 6)
+    side = 0xFFFFFFFF if kind == "grey8" else 2**31 - 1
+    path = tmp_path / "mask.png"
+    path.write_bytes(_png([(b"IHDR", struct.pack(">IIBBBBB", side, side, depth, colour, 0, 0, 0)),
+                           (b"IDAT", zlib.compress(bytes(1000))), (b"IEND", b"")]))
+    with pytest.raises(BrokenFileError):
+        read_mask(path)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "P4", "I;16", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (33, 5)])
+def test_stored_size_is_what_the_stream_holds(mode, size):
+    """``stored_size`` from IHDR equals the inflated stream of Pillow's PNGs, sub-byte depths included
+    (were it smaller, the stream check would quietly leave larger files unchecked)."""
+    rng = np.random.default_rng(9)
+    if mode == "P4":  # a palette of 16 colours: Pillow packs it in 4 bits
+        image = Image.fromarray(rng.integers(0, 16, size[::-1], dtype=np.uint8), mode="P")
+        image.putpalette(list(range(48)))
+    elif mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65535, size[::-1], dtype=np.uint16))
+    else:
+        image = Image.fromarray(rng.integers(0, 256, (*size[::-1], len(mode) if mode in ("LA", "RGB", "RGBA") else 1),
+                                             dtype=np.uint8).squeeze(-1) if mode in ("L", "P", "1") else
+                                rng.integers(0, 256, (*size[::-1], len(mode)), dtype=np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    stream = b"".join(body for kind, body in _chunks(data) if kind == b"IDAT")
+    stored = imageio.stored_size(width, height, imageio.PNG_SAMPLES[colour] * depth, bool(data[28]))
+    assert len(zlib.decompress(stream)) == stored
+    assert imageio._inflated_length(stream, stored) == stored
