@@ -1,4 +1,4 @@
-"""Helpers shared by tests: run the CLI in a subprocess, hash a folder tree."""
+"""Helpers shared by tests: run the CLI in a subprocess, hash a folder tree, damage a PNG."""
 
 from __future__ import annotations
 
@@ -35,3 +35,26 @@ def stop_after(epochs: int, real):
         return real(*args, **kwargs)
 
     return stopping
+
+
+def stream_damage_opencv_decodes(good: bytes) -> bytes:
+    """``good`` (a PNG) with one byte of its compressed stream changed and its chunk CRC made right
+    again, where OpenCV still decodes every row, to other pixels, with only a warning (as a file
+    damaged in memory before it was written would be): found by trying each byte."""
+    import struct
+    import zlib
+
+    import cv2
+    import numpy as np
+
+    at = good.index(b"IDAT")
+    (length,) = struct.unpack(">I", good[at - 4 : at])
+    expected = cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_UNCHANGED)
+    for k in range(2, length - 4):
+        damaged = bytearray(good)
+        damaged[at + 4 + k] ^= 0x01
+        damaged[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(damaged[at : at + 4 + length])))
+        decoded = cv2.imdecode(np.frombuffer(bytes(damaged), np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is not None and decoded.shape == expected.shape and not np.array_equal(decoded, expected):
+            return bytes(damaged)
+    raise AssertionError("no damage of this PNG that OpenCV decodes to other pixels")

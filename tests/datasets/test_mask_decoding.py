@@ -17,6 +17,8 @@ from mvtec2coco.datasets import imageio
 from mvtec2coco.datasets.imageio import read_mask
 from mvtec2coco.errors import BrokenFileError
 
+from ..helpers import stream_damage_opencv_decodes
+
 pytest.importorskip("pyspng")
 
 
@@ -167,22 +169,6 @@ def test_the_fast_path_declines_a_damaged_png(tmp_path, monkeypatch, case, infla
     assert _fast(path) is None
 
 
-def _stream_damage_opencv_decodes(good: bytes) -> bytes:
-    """``good`` with one byte of its zlib stream changed (chunk CRC made right again) where OpenCV
-    still decodes every row, to other pixels, with only a warning: found by trying each byte."""
-    at = good.index(b"IDAT")
-    (length,) = struct.unpack(">I", good[at - 4 : at])
-    expected = cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_UNCHANGED)
-    for k in range(2, length - 4):
-        damaged = bytearray(good)
-        damaged[at + 4 + k] ^= 0x01
-        damaged[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(damaged[at : at + 4 + length])))
-        decoded = cv2.imdecode(np.frombuffer(bytes(damaged), np.uint8), cv2.IMREAD_UNCHANGED)
-        if decoded is not None and decoded.shape == expected.shape and not np.array_equal(decoded, expected):
-            return bytes(damaged)
-    raise AssertionError("no such damage found")
-
-
 @pytest.mark.parametrize("inflate", ["isal", "zlib"])
 def test_a_stream_damaged_under_intact_chunks_is_broken_not_other_pixels(tmp_path, monkeypatch, inflate):
     """OpenCV decodes some damaged streams under right chunk CRCs to other pixels, warning only on
@@ -192,8 +178,8 @@ def test_a_stream_damaged_under_intact_chunks_is_broken_not_other_pixels(tmp_pat
         monkeypatch.setattr(imageio, "_inflater", zlib.decompressobj)
         monkeypatch.setattr(imageio, "_InflateError", zlib.error)
     path = tmp_path / "mask.png"
-    for data in (_stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask(80, 80, seed=4))),  # an 8 KB window
-                 _stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask())),  # 32 KB
+    for data in (stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask(80, 80, seed=4))),  # an 8 KB window
+                 stream_damage_opencv_decodes(_encoders()["opencv-3"](_mask())),  # 32 KB
                  _damaged()["zlib-stream-damaged-crc-right"]):
         path.write_bytes(data)
         with pytest.raises(BrokenFileError, match="compressed stream"):
@@ -249,7 +235,7 @@ def test_an_interlaced_mask_is_read_as_opencv_reads_it(tmp_path):
 def test_a_damaged_stream_in_other_pngs_is_broken_too(tmp_path, kind):
     """The stream check runs for every PNG mask, not only those libspng decodes."""
     path = tmp_path / "mask.png"
-    path.write_bytes(_stream_damage_opencv_decodes(_other_pngs(_mask())[kind]))
+    path.write_bytes(stream_damage_opencv_decodes(_other_pngs(_mask())[kind]))
     with pytest.raises(BrokenFileError, match="compressed stream"):
         read_mask(path)
 
