@@ -377,21 +377,6 @@ def mask_facts(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
     return (x, y, w, h), cv2.countNonZero(row_major)
 
 
-def _polygon_mask_facts(mask: np.ndarray, points: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
-    """``mask_facts`` of a row-major mask rasterised from ``points``: the box is searched in a
-    window around the points, and trusted only if that window holds every non-zero pixel of the
-    mask; else the whole mask is searched."""
-    area = cv2.countNonZero(mask)
-    if len(points):
-        x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 2, 0)
-        x1, y1 = np.ceil(points.max(0)).astype(int) + 3
-        window = np.ascontiguousarray(mask[y0:y1, x0:x1])
-        if window.size and cv2.countNonZero(window) == area:
-            x, y, w, h = cv2.boundingRect(window)
-            return ((x + x0, y + y0, w, h) if w else (0, 0, 0, 0)), area
-    return mask_facts(mask)
-
-
 class Region(NamedTuple):
     """What matching needs of a source region: its box (x, y, w, h) and pixel count."""
 
@@ -413,6 +398,32 @@ class OutputMask(NamedTuple):
         box, area = facts or mask_facts(mask)
         x, y, w, h = box
         return cls(mask[y : y + h, x : x + w], box, area)
+
+
+def polygon_output_mask(points: np.ndarray, height: int, width: int) -> OutputMask:
+    """One YOLO-seg polygon (pixel ``points``, as ultralytics scales them) as ultralytics'
+    ``polygon2mask`` rasterises it on a ``height`` x ``width`` image, rasterised by that very
+    function on the window of the image that can hold it rather than on the whole frame.
+
+    The pixels are the same: ``polygon2mask`` truncates the points to integers and fills them
+    with ``cv2.fillPoly``, which draws nothing outside the integer vertices' box and, with
+    integer vertices, only shifts with them. The window starts at the smallest truncated vertex
+    (at the image's edge where a vertex lies beyond it) and ends past the largest (at the edge
+    where the polygon runs out), so clipping happens at the same edges; shifting a point by an
+    integer it is not below leaves its truncation the same, exactly. A full frame per polygon
+    (zeroed, filled, then copied by its resize) cost more than the rest of reading the label."""
+    from ultralytics.data.utils import polygon2mask
+
+    whole = np.asarray(points, dtype=np.int32)  # polygon2mask's own truncation, for the window only
+    x0, y0 = (max(int(v), 0) for v in whole.min(0))
+    x1, y1 = min(int(whole[:, 0].max()) + 2, width), min(int(whole[:, 1].max()) + 2, height)
+    if x1 <= x0 or y1 <= y0:  # wholly outside the image: nothing is drawn
+        return OutputMask(np.zeros((0, 0), np.uint8), (0, 0, 0, 0), 0)
+    window = polygon2mask((y1 - y0, x1 - x0), [points - (x0, y0)])
+    x, y, w, h = cv2.boundingRect(window)
+    if not w:
+        return OutputMask(np.zeros((0, 0), np.uint8), (0, 0, 0, 0), 0)
+    return OutputMask(window[y : y + h, x : x + w], (x + x0, y + y0, w, h), cv2.countNonZero(window))
 
 
 def mask_ious(found: list[Instance] | list[Region], crops: list[np.ndarray],
@@ -859,7 +870,7 @@ def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, 
                     image_ok: bool) -> tuple[list[int], list[OutputMask], list[tuple] | None]:
     """(class ids, masks, boxes) of one label file as ultralytics reads it: boxes for ``yolo``,
     masks rasterised by its ``polygon2mask`` for ``yolo-seg``."""
-    from ultralytics.data.utils import img2label_paths, polygon2mask, verify_image_label
+    from ultralytics.data.utils import img2label_paths, verify_image_label
 
     image = _output_image(folder, subset, name)
     label = img2label_paths([image])[0]
@@ -883,12 +894,8 @@ def _yolo_instances(folder: str, subset: str, size: tuple[int, int], name: str, 
     if fmt == "yolo-seg":
         if len(lb) and not segments:
             raise VerificationError("polygon output holds box rows", label)
-        masks = []
-        for seg in segments:
-            points = seg * np.array([w, h])
-            mask = polygon2mask((h, w), [points])
-            masks.append(OutputMask.of(mask, _polygon_mask_facts(mask, points)))
-        return ids, masks, None
+        scale = np.array([w, h])
+        return ids, [polygon_output_mask(seg * scale, h, w) for seg in segments], None
     if segments:
         raise VerificationError("box output holds polygon rows", label)
     boxes = [(float((x - bw / 2) * w), float((y - bh / 2) * h), float(bw * w), float(bh * h)) for _, x, y, bw, bh in lb]

@@ -259,25 +259,37 @@ def test_verify_compares_crops_exactly_as_full_images():
 
 
 def test_verify_reads_each_output_masks_box_and_area_exactly():
-    """The box and pixel count verify takes from a polygon's window, or from pycocotools' RLE,
-    equal a search of the whole decoded mask: polygons inside, across and outside the image."""
+    """A YOLO-seg polygon rasterised on its window holds exactly the pixels, box and count of
+    ultralytics' polygon2mask on the whole frame, and pycocotools' RLE box and area equal a
+    search of its decoded mask: polygons inside, across and outside the image, collapsed ones,
+    and points a hair off integers on either side of zero."""
     from pycocotools import mask as mask_utils
     from ultralytics.data.utils import polygon2mask
 
-    from mvtec2coco.verify import _polygon_mask_facts, mask_facts
+    from mvtec2coco.verify import OutputMask, mask_facts, polygon_output_mask
 
     rng = np.random.default_rng(3)
     h, w = 50, 64
-    for k in range(200):
+    drawn = outside = 0
+    for k in range(600):
         points = rng.uniform(-15, 80, size=(int(rng.integers(3, 9)), 2))
         if k % 4 == 0:
             points = points[:, :1].repeat(2, 1) * 0 + rng.uniform(-5, 70)  # collapsed to one point
+        if k % 5 == 1:  # near integers, where truncation toward zero and the window's shift meet
+            points = np.round(points) + rng.choice([-1e-9, 1e-9, -0.5, 0.0], size=points.shape)
+        if k % 7 == 2:  # small polygons hugging an edge or a corner
+            points = rng.uniform(-2, 3, size=(int(rng.integers(3, 6)), 2)) + rng.choice([0, w - 1, h - 1], size=2)
         mask = polygon2mask((h, w), [points])
-        assert _polygon_mask_facts(mask, points) == mask_facts(mask), k
+        whole = OutputMask.of(mask)
+        window = polygon_output_mask(points, h, w)
+        assert (window.box, window.area) == (whole.box, whole.area), k
+        assert window.window.shape == whole.window.shape and np.array_equal(window.window, whole.window), k
+        drawn, outside = drawn + (whole.area > 0), outside + (whole.area == 0)
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         decoded = mask_utils.decode(rle)
         x, y, bw, bh = (int(v) for v in mask_utils.toBbox(rle))
         assert ((x, y, bw, bh), int(mask_utils.area(rle))) == mask_facts(decoded), k
+    assert drawn > 300 and outside > 20  # both kinds were really tried
 
 
 def test_keyhole_polygons_are_exact_under_pycocotools():
