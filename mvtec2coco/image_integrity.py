@@ -19,6 +19,7 @@ import mmap
 import os
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,29 +39,45 @@ MAP_ABOVE = 64 << 20  # bytes: larger PNGs are memory-mapped rather than read
 _RUN_AHEAD = 8  # equal IDAT chunks in a row worth reading ahead (a 1 MB image holds ~130 of 8 KB)
 
 
-def image_data_problem(path: str | Path) -> tuple[str | None, tuple[int, int] | None]:
-    """(problem or None, (width, height) of a PNG found intact without an ``eXIf`` chunk, else None).
+class ImageData(NamedTuple):
+    """What ``image_data_check`` found in one image file."""
+
+    problem: str | None
+    png_size: tuple[int, int] | None  # (width, height) of a PNG found intact without an ``eXIf`` chunk
+    png_ends: tuple[bytes, bytes] | None  # a PNG's first 33 and last 12 bytes as read: what ``read_header`` reads
+
+
+def image_data_check(path: str | Path) -> ImageData:
+    """Whether the image file's data is intact (see the module docstring).
 
     The size is what a consumer reads from that PNG's header; a PNG with EXIF gets None, since its
-    orientation may turn the image."""
+    orientation may turn the image. The ends let a caller read the header from the bytes read
+    here (``imageio.png_header``) rather than open the file again."""
     from PIL import Image
 
     with open(path, "rb", buffering=0) as fh:
         if _head(fh) == PNG_SIGNATURE:
-            problem, size, exif = _png_file_facts(fh)
-            return problem, (size if problem is None and not exif else None)
+            problem, size, exif, ends = _png_file_facts(fh)
+            return ImageData(problem, size if problem is None and not exif else None, ends)
     try:
         with Image.open(path) as im:
             fmt = im.format
             im.verify()
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken data
-        return f"image data is corrupt ({type(exc).__name__}: {str(exc)[:120]})", None
+        return ImageData(f"image data is corrupt ({type(exc).__name__}: {str(exc)[:120]})", None, None)
     if fmt == "JPEG":
         with open(path, "rb") as fh:
             fh.seek(-2, os.SEEK_END)
             if fh.read() != JPEG_EOI:
-                return "JPEG does not end with its end marker (truncated or padded)", None
-    return None, None
+                return ImageData("JPEG does not end with its end marker (truncated or padded)", None, None)
+    return ImageData(None, None, None)
+
+
+def image_data_problem(path: str | Path) -> tuple[str | None, tuple[int, int] | None]:
+    """(problem or None, (width, height) of a PNG found intact without an ``eXIf`` chunk, else
+    None): ``image_data_check`` without the ends."""
+    found = image_data_check(path)
+    return found.problem, found.png_size
 
 
 def _head(fh) -> bytes:
@@ -80,31 +97,38 @@ def png_problem(path: str | Path) -> str | None:
 def png_facts(path: str | Path) -> tuple[str | None, tuple[int, int], bool]:
     """(``png_problem``, (width, height) from ``IHDR``, whether an ``eXIf`` chunk is present)."""
     with open(path, "rb", buffering=0) as fh:
-        return _png_file_facts(fh)
+        return _png_file_facts(fh)[:3]
 
 
-def _png_file_facts(fh) -> tuple[str | None, tuple[int, int], bool]:
-    """``png_facts`` of a file opened unbuffered at its start: read whole, or memory-mapped above
+def _png_file_facts(fh) -> tuple[str | None, tuple[int, int], bool, tuple[bytes, bytes] | None]:
+    """``png_facts`` of a file opened unbuffered at its start, and the ends of what was read
+    (``ImageData.png_ends``; None for an empty file): read whole, or memory-mapped above
     ``MAP_ABOVE`` bytes (the CRCs then read the page cache, no copy)."""
     size = os.fstat(fh.fileno()).st_size
     if size == 0:
-        return "image data is corrupt (empty file)", (0, 0), False
+        return "image data is corrupt (empty file)", (0, 0), False, None
     if size <= MAP_ABOVE:
         return _walk_read(fh, size)
     try:
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except ValueError:  # emptied since
-        return "image data is corrupt (empty file)", (0, 0), False
+        return "image data is corrupt (empty file)", (0, 0), False, None
     with data, memoryview(data) as view:
-        return walk_png(view)
+        return (*walk_png(view), _ends(view))
+
+
+def _ends(view: memoryview) -> tuple[bytes, bytes]:
+    """The first 33 and last 12 bytes of a file's data, as ``imageio.read_header`` reads them."""
+    return bytes(view[:33]), bytes(view[max(0, len(view) - 12) :])
 
 
 _READ_BUFFER = bytearray()  # this process's, grown to the largest PNG read: reused, no fresh pages per image
 
 
-def _walk_read(fh, size: int) -> tuple[str | None, tuple[int, int], bool]:
+def _walk_read(fh, size: int) -> tuple[str | None, tuple[int, int], bool, tuple[bytes, bytes] | None]:
     """``walk_png`` of a file of about ``size`` bytes read into ``_READ_BUFFER`` (one byte more
-    than ``size`` asked for: a file that grew since its ``fstat`` is read whole instead)."""
+    than ``size`` asked for: a file that grew since its ``fstat`` is read whole instead), and the
+    ends of what was read (None where nothing was)."""
     if len(_READ_BUFFER) < size + 1:
         _READ_BUFFER.extend(bytes(size + 1 - len(_READ_BUFFER)))
     with memoryview(_READ_BUFFER) as whole:
@@ -116,10 +140,10 @@ def _walk_read(fh, size: int) -> tuple[str | None, tuple[int, int], bool]:
             got += n
         if got <= size:
             with whole[:got] as view:
-                return walk_png(view)
+                return (*walk_png(view), _ends(view) if got else None)
     fh.seek(0)
     with memoryview(fh.read()) as view:
-        return walk_png(view)
+        return (*walk_png(view), _ends(view) if len(view) else None)
 
 
 def walk_png(data: memoryview | bytes) -> tuple[str | None, tuple[int, int], bool]:

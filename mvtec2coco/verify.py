@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,14 +31,14 @@ import numpy as np
 from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
 from .datasets.common import with_size
-from .datasets.imageio import load_mask, opencv_single_threaded
+from .datasets.imageio import load_mask, opencv_single_threaded, png_header
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
 from .geometry.masks import Instance, instances_of_masks, iou
 from .geometry.rle_window import rle_counts, rle_window
 from .geometry.tiles import cut, first_pixels, tile_grid
-from .image_integrity import image_data_problem
+from .image_integrity import image_data_check, image_data_problem
 from .mask_layers import UNMAPPED, sample_layers
 from .records import Sample
 from .runtime.allocator import keep_freed_memory
@@ -146,6 +146,7 @@ def _verify(out: Path, dataset: Path | None, min_iou: float, workers: int | None
     _MANIFESTS.clear()
     _SEEN.clear()
     _PNG_CHECKED.clear()
+    _PNG_ENDS.clear()
     _INTACT_OUTPUTS.clear()
     out = Path(out).absolute()
     result: dict = {"output": str(out), "min_iou": min_iou, "formats": {}}
@@ -566,14 +567,20 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
     sources: list[_Source] = []
     results: list[_Later] = []
     intact: dict[str, tuple[int, int]] = {}
-    sample = with_size(members[0][1][2])
-    size = (sample.width, sample.height)
+    listed = members[0][1][2]
     try:
-        source_stat: os.stat_result | OSError = os.stat(sample.image)
+        source_stat: os.stat_result | OSError = os.stat(listed.image)
     except OSError as exc:
         source_stat = exc
+    images = []
+    for _, (_fmt, folder, _, subset, options, _names, _values) in members:
+        name = output_name(listed.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
+        output = _output_image(folder, subset, name)  # as ``_yolo_instances`` names it to ultralytics
+        images.append((output, *_image_problem(output, str(listed.image), source_stat, options.get("images", "link"))))
+    sample = _sized(listed, source_stat)
+    size = (sample.width, sample.height)
     masked = any(args[0] != "yolo" for _, args in members)  # only box outputs need no crops
-    for _, args in members:
+    for (_, args), (output, problem, data_broken, image) in zip(members, images):
         fmt, folder, _, subset, options, names, values = args
         key = (options["classes"], options["min_area"], options.get("merge_masks", True),
                tuple(sorted(values.items())) if values is not None else None)
@@ -582,13 +589,22 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
             found[key] = len(sources)
             sources.append(_Source([Region(r.bbox, r.area) for r in regions],
                                    source_crops(regions, masks) if masked else None, class_ids))
-        name = output_name(sample.relpath, options.get("names", "mirror"))  # outputs without the option mirrored
-        output = _output_image(folder, subset, name)  # as ``_yolo_instances`` names it to ultralytics
-        problem, data_broken, image = _image_problem(output, str(sample.image), source_stat, options.get("images", "link"))
         if image in _PNG_CHECKED and fmt != "coco":  # ultralytics' image check, in the second pass
             intact[output] = _PNG_CHECKED[image]
         results.append(_Later(size, problem, data_broken, found[key]))
     return results, sources, intact
+
+
+def _sized(sample: Sample, source_stat: os.stat_result | OSError) -> Sample:
+    """``with_size(sample)``, its image's header read from the bytes that checking an output
+    that is this very file has just read (``_PNG_ENDS``), where there was one: a link, as
+    ``--images link`` writes them. Its masks' sizes are then checked as they are decoded; a good
+    image's masks, never decoded, have their headers read as ``with_size`` reads them."""
+    ends = None if isinstance(source_stat, OSError) else _PNG_ENDS.pop((source_stat.st_dev, source_stat.st_ino), None)
+    if ends is None or (sample.masks and sample.is_good):
+        return with_size(sample)
+    header = png_header(sample.image, *ends)
+    return replace(sample, width=header.width, height=header.height, channels=header.channels)
 
 
 def _output_image(folder: str, subset: str, name: str) -> str:
@@ -776,22 +792,26 @@ def _image_problem(output: str, source: str, source_stat: os.stat_result | OSErr
             if out_stat.st_size != source_stat.st_size or not filecmp.cmp(output, source, shallow=False):
                 return f"image differs from the source image {source}", False, None
         if key not in _SEEN:
-            _SEEN[key] = _image_data_problem(output, key)
+            _SEEN[key] = _image_data_problem(output, key, same_file)
     except OSError as exc:  # it can be listed but not read (permissions, an I/O error): a finding, not a crash
         return f"image file cannot be read ({exc.strerror or exc})", True, None
     return _SEEN[key], _SEEN[key] is not None, key
 
 
-def _image_data_problem(path: str, key: tuple[int, int]) -> str | None:
-    """``image_data_problem`` of the file whose (device, inode) is ``key``; an intact PNG's header
-    size is kept for ``_image_checked_once``."""
-    problem, png_size = image_data_problem(path)
+def _image_data_problem(path: str, key: tuple[int, int], source: bool = False) -> str | None:
+    """``image_data_check``'s problem of the file whose (device, inode) is ``key``; an intact
+    PNG's header size is kept for ``_image_checked_once`` and, where the file is the ``source``
+    image itself, a PNG's ends for ``_sized``."""
+    problem, png_size, ends = image_data_check(path)
     if png_size is not None:
         _PNG_CHECKED[key] = png_size
+    if ends is not None and source:
+        _PNG_ENDS[key] = ends
     return problem
 
 
 _PNG_CHECKED: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (width, height) of an intact PNG
+_PNG_ENDS: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # (device, inode) -> ``ImageData.png_ends``, until ``_sized``
 _INTACT_OUTPUTS: dict[str, tuple[int, int]] = {}  # output image path -> ``_PNG_CHECKED`` of its file, for the second pass
 
 

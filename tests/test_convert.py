@@ -748,6 +748,43 @@ def test_coco_files_load_while_the_first_pass_runs_and_renamed_categories_fail(t
                for p in result["formats"]["coco"]["problems"])
 
 
+def test_verify_reads_a_linked_source_images_header_from_its_check(tiny_copy, tmp_path, monkeypatch):
+    """Where an output image is a link to its source, verify takes the source's header from the
+    bytes its data check read instead of opening the file again, with ``read_header``'s own
+    verdicts: a header OpenCV cannot use still stops verify naming the file, and a mask of the
+    wrong size still does, from its decoding."""
+    import zlib
+
+    import mvtec2coco.datasets.common as common
+
+    out = tmp_path / "all"
+    run_cli("convert", tiny_copy, "--format", "all", "--out", out, check=True)
+    read = []
+    real = common.read_header
+    monkeypatch.setattr(common, "read_header", lambda path: read.append(str(path)) or real(path))
+    assert verify(out, workers=1)["passed"]
+    assert not read  # every image a link, every mask decoded: no header read on its own
+
+    image = tiny_copy / "bottle/test/broken_large/000.png"
+    original = image.read_bytes()
+    data = bytearray(original)
+    data[25] = 5  # colour type 5 does not exist; the chunk's CRC made right again
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    image.write_bytes(bytes(data))
+    with pytest.raises(BrokenFileError, match="colour type 5") as err:
+        verify(out, workers=1)
+    assert err.value.path == image
+    image.write_bytes(original)  # the same file (inode) again
+    assert verify(out, workers=1)["passed"]
+    mask = tiny_copy / "grid/ground_truth/bent/000_mask.png"
+    inode = mask.stat().st_ino
+    cv2.imwrite(str(mask), np.zeros((40, 40), np.uint8))
+    assert mask.stat().st_ino == inode
+    with pytest.raises(SizeMismatchError, match="40x40") as err:
+        verify(out, workers=1)
+    assert err.value.path == mask
+
+
 def test_an_output_image_that_cannot_be_read_is_a_finding_not_a_crash(converted_all, monkeypatch):
     """An image that can be listed but not read (permissions, an I/O error) fails every format
     that holds it with one line naming the error; verify itself does not fail."""
@@ -756,7 +793,7 @@ def test_an_output_image_that_cannot_be_read_is_a_finding_not_a_crash(converted_
 
     import mvtec2coco.verify as verify_module
 
-    real = verify_module.image_data_problem
+    real = verify_module.image_data_check
     broken = {}
 
     def unreadable(path):  # the first file checked, under each of its names (one inode for all formats)
@@ -766,7 +803,7 @@ def test_an_output_image_that_cannot_be_read_is_a_finding_not_a_crash(converted_
             raise PermissionError(errno.EACCES, "Permission denied", path)
         return real(path)
 
-    monkeypatch.setattr(verify_module, "image_data_problem", unreadable)
+    monkeypatch.setattr(verify_module, "image_data_check", unreadable)
     result = verify(converted_all, workers=1)
     name = broken["path"].rsplit("/images/", 1)[1]
     for fmt in ("yolo", "yolo-seg", "coco"):

@@ -81,7 +81,7 @@ def read_header(path: Path | str) -> ImageHeader:
                 raise BrokenFileError("image file is empty (0 bytes)", path, "copy the file again")
             if head.startswith(PNG_SIGNATURE):
                 size = os.fstat(fd).st_size
-                return _png_header(path, head, os.pread(fd, 12, max(0, size - 12)))
+                return png_header(path, head, os.pread(fd, 12, max(0, size - 12)))
         finally:
             os.close(fd)
     except OSError as exc:
@@ -89,7 +89,8 @@ def read_header(path: Path | str) -> ImageHeader:
     return _pil_header(path)
 
 
-def _png_header(path: Path | str, head: bytes, tail: bytes) -> ImageHeader:
+def png_header(path: Path | str, head: bytes, tail: bytes) -> ImageHeader:
+    """``read_header`` of a PNG from its first 33 bytes and its last 12 (the whole file if shorter)."""
     if len(head) < 33 or head[12:16] != b"IHDR":
         raise BrokenFileError("PNG header is cut short", path, "copy the file again")
     width, height, _depth, colour = struct.unpack(">IIBB", head[16:26])
