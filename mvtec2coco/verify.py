@@ -35,7 +35,7 @@ from .datasets.imageio import load_mask, opencv_single_threaded, png_header
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
-from .geometry.masks import Instance, instances_of_masks, iou
+from .geometry.masks import Instance, iou, to_binary
 from .geometry.rle_window import rle_counts, rle_window
 from .geometry.tiles import cut, first_pixels, tile_grid
 from .image_integrity import image_data_check, image_data_problem
@@ -329,25 +329,59 @@ def _yolo_names(folder: Path, expected: list[str], problems: list[str]) -> list[
     return names
 
 
-def _source_instances(sample: Sample, options: dict,
-                      values: dict[int, int] | None) -> tuple[list[Instance], list[np.ndarray], list[int] | None]:
-    """The regions the conversion had to write, the mask layer each comes from and, with
-    ``--classes value``, each one's class id (``mask_layers``: merged files or one layer per file,
-    split by value); None otherwise, where every region has the sample's class."""
+class Region(NamedTuple):
+    """What matching needs of a source region: its box (x, y, w, h) and pixel count."""
+
+    bbox: tuple[int, int, int, int]
+    area: int
+
+
+def _source_regions(sample: Sample, options: dict, values: dict[int, int] | None,
+                    crops: bool) -> tuple[list[Region], list[np.ndarray] | None, list[int] | None]:
+    """The regions the conversion had to write (``mask_layers``: merged files or one layer per
+    file, split by value), each as its box and pixel count (``layer_regions``); with ``crops``
+    their pixels inside their boxes, else None; with ``--classes value`` each one's class id,
+    else None, where every region has the sample's class."""
     if not sample.masks or sample.is_good:
-        return [], [], [] if values is not None else None
+        return [], [] if crops else None, [] if values is not None else None
     per_file = not options.get("merge_masks", True)  # outputs without the option merged every file
-    layers = sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file)
-    found, masks, class_ids = [], [], []
-    for layer, regions in zip(layers, instances_of_masks((layer.mask for layer in layers), rle=False)):
+    found, cut, class_ids = [], [], []
+    for layer in sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file):
         if layer.class_id == UNMAPPED:
             continue
-        for region in regions:
+        for region, pixels in layer_regions(layer.mask):
             if region.area >= options["min_area"]:
                 found.append(region)
-                masks.append(layer.mask)
+                cut.append(pixels)
                 class_ids.append(layer.class_id)
-    return found, masks, class_ids if values is not None else None
+    return found, cut if crops else None, class_ids if values is not None else None
+
+
+def layer_regions(mask: np.ndarray) -> list[tuple[Region, np.ndarray]]:
+    """Every 8-connected region of ``mask`` (non-zero is defect) in raster order of its first
+    pixel: its box and pixel count, and its pixels inside the box (bool).
+
+    Read by OpenCV alone, independently of the converter's outlines: ``findContours`` gives each
+    region's outer border (its box, and its first pixel, where the border's trace starts), the
+    component labelled in the box at that pixel gives its pixels and count. Only the rows
+    between the first and the last defect row are traced, as in conversion."""
+    binary = to_binary(mask)
+    busy = np.flatnonzero(cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
+    if not busy.size:
+        return []
+    top, bottom = int(busy[0]), int(busy[-1]) + 1
+    contours, hierarchy = cv2.findContours(binary[top:bottom], cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(0, top))
+    found = []
+    for contour, parent in zip(contours, hierarchy[0][:, 3].tolist()):
+        if parent >= 0:  # a hole's border
+            continue
+        x, y, w, h = cv2.boundingRect(contour)
+        col, row = contour[0, 0].tolist()
+        _, labels = cv2.connectedComponents(np.ascontiguousarray(binary[y : y + h, x : x + w]), connectivity=8)
+        pixels = labels == labels[row - y, col - x]
+        found.append(((row, col), Region((x, y, w, h), int(np.count_nonzero(pixels))), pixels))
+    found.sort(key=lambda f: f[0])
+    return [(region, pixels) for _, region, pixels in found]
 
 
 def source_crops(found: list[Instance], masks: list[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
@@ -376,13 +410,6 @@ def mask_facts(mask: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
     row_major = np.ascontiguousarray(mask.T)
     y, x, h, w = cv2.boundingRect(row_major)
     return (x, y, w, h), cv2.countNonZero(row_major)
-
-
-class Region(NamedTuple):
-    """What matching needs of a source region: its box (x, y, w, h) and pixel count."""
-
-    bbox: tuple[int, int, int, int]
-    area: int
 
 
 class OutputMask(NamedTuple):
@@ -585,10 +612,8 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
         key = (options["classes"], options["min_area"], options.get("merge_masks", True),
                tuple(sorted(values.items())) if values is not None else None)
         if key not in found:
-            regions, masks, class_ids = _source_instances(sample, options, values)
             found[key] = len(sources)
-            sources.append(_Source([Region(r.bbox, r.area) for r in regions],
-                                   source_crops(regions, masks) if masked else None, class_ids))
+            sources.append(_Source(*_source_regions(sample, options, values, masked)))
         if image in _PNG_CHECKED and fmt != "coco":  # ultralytics' image check, in the second pass
             intact[output] = _PNG_CHECKED[image]
         results.append(_Later(size, problem, data_broken, found[key]))

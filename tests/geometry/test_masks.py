@@ -238,6 +238,58 @@ def test_batch_of_masks_equals_one_by_one():
         assert all(np.array_equal(a.outer, b.outer) for a, b in zip(one, batch))
 
 
+def _flood_regions(mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], int, bytes]]:
+    """Every 8-connected region by a plain flood fill, in raster order of its first pixel: its
+    box, pixel count and pixels inside the box. The oracle for verify's own region reading."""
+    h, w = mask.shape
+    seen = np.zeros(mask.shape, bool)
+    found = []
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if seen[y0, x0]:
+            continue
+        pixels, todo = [], [(y0, x0)]
+        seen[y0, x0] = True
+        while todo:
+            y, x = todo.pop()
+            pixels.append((y, x))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    v, u = y + dy, x + dx
+                    if 0 <= v < h and 0 <= u < w and mask[v, u] and not seen[v, u]:
+                        seen[v, u] = True
+                        todo.append((v, u))
+        ys, xs = np.array(pixels).T
+        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        inside = np.zeros((box[3], box[2]), bool)
+        inside[ys - box[1], xs - box[0]] = True
+        found.append((box, len(pixels), inside.tobytes()))
+    return found
+
+
+def test_verify_reads_the_source_regions_as_a_flood_fill_does():
+    """verify finds the regions a conversion had to write by OpenCV alone (``layer_regions``):
+    the same regions, boxes, pixel counts and pixels as a flood fill, in the same order, on
+    random masks dense and sparse (holes, islands in holes, regions touching at corners and the
+    image's edges), a full frame, values other than 255, and an empty mask."""
+    from mvtec2coco.verify import layer_regions
+
+    rng = np.random.default_rng(11)
+    masks = [(rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) < rng.uniform(0.05, 0.7)).astype(np.uint8)
+             * int(rng.integers(1, 256)) for _ in range(150)]
+    ring_with_island = np.zeros((9, 9), np.uint8)
+    ring_with_island[1:8, 1:8] = 255
+    ring_with_island[2:7, 2:7] = 0
+    ring_with_island[4, 4] = 255
+    masks += [ring_with_island, np.full((6, 5), 7, np.uint8), np.zeros((4, 4), np.uint8), np.eye(5, dtype=np.uint8)[::-1]]
+    regions = 0
+    for k, mask in enumerate(masks):
+        found = [(r.bbox, r.area, pixels.tobytes()) for r, pixels in layer_regions(mask)]
+        assert found == _flood_regions(mask), k
+        regions += len(found)
+    assert [r.area for r, _ in layer_regions(ring_with_island)] == [24, 1]
+    assert regions > 1000
+
+
 def test_verify_compares_crops_exactly_as_full_images():
     """verify's box-limited IoUs equal full-image IoUs, for shifted, merged and missing outputs."""
     from mvtec2coco.verify import OutputMask, mask_ious, source_crops
