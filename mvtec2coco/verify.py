@@ -30,8 +30,8 @@ import numpy as np
 
 from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
-from .datasets.common import with_size
-from .datasets.imageio import load_mask, opencv_single_threaded, png_header
+from .datasets.common import check_same_size, with_size
+from .datasets.imageio import load_mask, opencv_single_threaded, png_header, read_header
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
@@ -349,7 +349,7 @@ def _source_regions(sample: Sample, options: dict, values: dict[int, int] | None
     for layer in sample_layers(sample.masks, sample.height, sample.width, 0, values, per_file):
         if layer.class_id == UNMAPPED:
             continue
-        for region, pixels in layer_regions(layer.mask):
+        for region, pixels in layer_regions(layer.mask, crops):
             if region.area >= options["min_area"]:
                 found.append(region)
                 cut.append(pixels)
@@ -357,9 +357,10 @@ def _source_regions(sample: Sample, options: dict, values: dict[int, int] | None
     return found, cut if crops else None, class_ids if values is not None else None
 
 
-def layer_regions(mask: np.ndarray) -> list[tuple[Region, np.ndarray]]:
+def layer_regions(mask: np.ndarray, pixels: bool = True) -> list[tuple[Region, np.ndarray | None]]:
     """Every 8-connected region of ``mask`` (non-zero is defect) in raster order of its first
-    pixel: its box and pixel count, and its pixels inside the box (bool).
+    pixel: its box and pixel count, and with ``pixels`` its pixels inside the box (bool), else
+    None (they are counted and dropped).
 
     Read by OpenCV alone, independently of the converter's outlines: ``findContours`` gives each
     region's outer border (its box, and its first pixel, where the border's trace starts), the
@@ -378,10 +379,10 @@ def layer_regions(mask: np.ndarray) -> list[tuple[Region, np.ndarray]]:
         x, y, w, h = cv2.boundingRect(contour)
         col, row = contour[0, 0].tolist()
         _, labels = cv2.connectedComponents(np.ascontiguousarray(binary[y : y + h, x : x + w]), connectivity=8)
-        pixels = labels == labels[row - y, col - x]
-        found.append(((row, col), Region((x, y, w, h), int(np.count_nonzero(pixels))), pixels))
+        inside = labels == labels[row - y, col - x]
+        found.append(((row, col), Region((x, y, w, h), int(np.count_nonzero(inside))), inside if pixels else None))
     found.sort(key=lambda f: f[0])
-    return [(region, pixels) for _, region, pixels in found]
+    return [(region, inside) for _, region, inside in found]
 
 
 def source_crops(found: list[Instance], masks: list[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
@@ -456,7 +457,8 @@ def polygon_output_mask(points: np.ndarray, height: int, width: int) -> OutputMa
 
 def mask_ious(found: list[Instance] | list[Region], crops: list[np.ndarray],
               outputs: list[OutputMask]) -> tuple[np.ndarray, float]:
-    """IoU of every source region (``found``, ``source_crops``) with every output mask, and the
+    """IoU of every source region (``found``, its pixels in its box: ``layer_regions`` or
+    ``source_crops``) with every output mask, and the
     IoU of their unions. Only box overlaps are compared: full-image operations per pair made
     verification take far longer than conversion."""
     matrix = np.zeros((len(found), len(outputs)))
@@ -509,14 +511,14 @@ class Expected:
     coco_fields: dict = field(default_factory=dict)  # what the COCO image record must hold besides its size
     truncated: list[bool] | None = None  # per source region of a tile: the tile's border cuts it
     labels: list[str] | None = None  # ... unless each region has its own (``--classes value``)
-    crops: list[np.ndarray] | None = None  # ``source_crops`` of ``source``, when already cut
+    crops: list[np.ndarray] | None = None  # the pixels of ``source`` in their boxes, when already cut
 
 
 class _Source(NamedTuple):
     """A sample's source regions for one way of reading them, as the first pass sends them on."""
 
     regions: list[Region]
-    crops: list[np.ndarray] | None  # ``source_crops``; None where only boxes are compared
+    crops: list[np.ndarray] | None  # each region's pixels in its box (``layer_regions``); None where only boxes are compared
     class_ids: list[int] | None  # per region with ``--classes value`` (named by the format's own names), else None
 
 
@@ -623,12 +625,14 @@ def _check_sources(members: list[tuple[int, tuple]]) -> tuple[list[_Later], list
 def _sized(sample: Sample, source_stat: os.stat_result | OSError) -> Sample:
     """``with_size(sample)``, its image's header read from the bytes that checking an output
     that is this very file has just read (``_PNG_ENDS``), where there was one: a link, as
-    ``--images link`` writes them. Its masks' sizes are then checked as they are decoded; a good
-    image's masks, never decoded, have their headers read as ``with_size`` reads them."""
+    ``--images link`` writes them. The masks' headers are read and checked as ``with_size``
+    does (their ends too: a mask with bytes after its IEND is refused before any decoding)."""
     ends = None if isinstance(source_stat, OSError) else _PNG_ENDS.pop((source_stat.st_dev, source_stat.st_ino), None)
-    if ends is None or (sample.masks and sample.is_good):
+    if ends is None:
         return with_size(sample)
     header = png_header(sample.image, *ends)
+    for mask in sample.masks:
+        check_same_size(mask, read_header(mask), sample.image, header)
     return replace(sample, width=header.width, height=header.height, channels=header.channels)
 
 
@@ -843,8 +847,8 @@ _INTACT_OUTPUTS: dict[str, tuple[int, int]] = {}  # output image path -> ``_PNG_
 @contextmanager
 def _image_checked_once():
     """ultralytics' ``check_image`` (called by its ``verify_image_label`` for every label file)
-    repeats PIL's verify, which ``image_data_problem`` has just done for this file, at several times the
-    cost and once per YOLO format. While this block runs, a PNG that ``image_data_problem`` found intact
+    repeats PIL's verify, which ``image_data_check`` has just done for this file, at several times the
+    cost and once per YOLO format. While this block runs, a PNG that ``image_data_check`` found intact
     (and without EXIF, whose orientation ultralytics would apply) gets ultralytics' own size and
     format checks on its header instead; every other file gets ultralytics' full check. The PNGs are
     known by the paths the first pass checked (``_INTACT_OUTPUTS``), the very strings the second

@@ -751,19 +751,22 @@ def test_coco_files_load_while_the_first_pass_runs_and_renamed_categories_fail(t
 def test_verify_reads_a_linked_source_images_header_from_its_check(tiny_copy, tmp_path, monkeypatch):
     """Where an output image is a link to its source, verify takes the source's header from the
     bytes its data check read instead of opening the file again, with ``read_header``'s own
-    verdicts: a header OpenCV cannot use still stops verify naming the file, and a mask of the
-    wrong size still does, from its decoding."""
+    verdicts: a header OpenCV cannot use still stops verify naming the file; the masks' headers
+    are still read and checked, so a mask of the wrong size, or with bytes after its IEND
+    (which OpenCV decodes), still does too."""
     import zlib
 
     import mvtec2coco.datasets.common as common
+    import mvtec2coco.verify as verify_module
 
     out = tmp_path / "all"
     run_cli("convert", tiny_copy, "--format", "all", "--out", out, check=True)
     read = []
     real = common.read_header
-    monkeypatch.setattr(common, "read_header", lambda path: read.append(str(path)) or real(path))
+    for module in (common, verify_module):
+        monkeypatch.setattr(module, "read_header", lambda path: read.append(str(path)) or real(path), raising=False)
     assert verify(out, workers=1)["passed"]
-    assert not read  # every image a link, every mask decoded: no header read on its own
+    assert read and all("/ground_truth/" in p for p in read)  # every image a link: only masks' headers read
 
     image = tiny_copy / "bottle/test/broken_large/000.png"
     original = image.read_bytes()
@@ -777,7 +780,11 @@ def test_verify_reads_a_linked_source_images_header_from_its_check(tiny_copy, tm
     image.write_bytes(original)  # the same file (inode) again
     assert verify(out, workers=1)["passed"]
     mask = tiny_copy / "grid/ground_truth/bent/000_mask.png"
-    inode = mask.stat().st_ino
+    inode, intact = mask.stat().st_ino, mask.read_bytes()
+    mask.write_bytes(intact + b"junk after the end")
+    with pytest.raises(BrokenFileError, match="no IEND") as err:
+        verify(out, workers=1)
+    assert err.value.path == mask
     cv2.imwrite(str(mask), np.zeros((40, 40), np.uint8))
     assert mask.stat().st_ino == inode
     with pytest.raises(SizeMismatchError, match="40x40") as err:

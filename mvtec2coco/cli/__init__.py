@@ -86,11 +86,11 @@ def run() -> NoReturn:
     """The ``mvtec2coco`` program: ``main``, then an exit that skips the interpreter's teardown.
 
     Once the command is done, nothing the teardown does matters to the user, and with torch
-    imported it takes most of a second (measured here: ``import torch`` and exit 2.8 s, 2.0 s with
-    this exit). Everything a normal exit does that can matter still runs, in its order:
-    non-daemon threads are joined, ``atexit`` handlers run (temporary folders, multiprocessing),
-    stdout and stderr are flushed. An error that ``main`` does not handle leaves as usual, with
-    its traceback."""
+    imported it takes about 0.3 s (measured here after importing ultralytics: 0.30 s from the last
+    statement to the process's end, 0.02 s with this exit). Everything a normal exit does that
+    can matter still runs, in its order: non-daemon threads are joined, ``atexit`` handlers run
+    (temporary folders, multiprocessing), stdout and stderr are flushed. An error that ``main``
+    does not handle leaves as usual, with its traceback."""
     import atexit
     import os
     import threading
