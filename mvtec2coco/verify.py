@@ -357,27 +357,39 @@ def _source_regions(sample: Sample, options: dict, values: dict[int, int] | None
     return found, cut if crops else None, class_ids if values is not None else None
 
 
+_BAND_LABELLING = 8  # boxes holding more than this many times the band's pixels: count regions by one labelling
+
+
 def layer_regions(mask: np.ndarray, pixels: bool = True) -> list[tuple[Region, np.ndarray | None]]:
     """Every 8-connected region of ``mask`` (non-zero is defect) in raster order of its first
     pixel: its box and pixel count, and with ``pixels`` its pixels inside the box (bool), else
-    None (they are counted and dropped).
+    None.
 
     Read by OpenCV alone, independently of the converter's outlines: ``findContours`` gives each
     region's outer border (its box, and its first pixel, where the border's trace starts), the
     component labelled in the box at that pixel gives its pixels and count. Only the rows
-    between the first and the last defect row are traced, as in conversion."""
+    between the first and the last defect row are traced, as in conversion. Without ``pixels``,
+    where the boxes overlap so much that labelling each would cost several times labelling the
+    whole band (many long thin regions across each other's boxes), the band is labelled once
+    and each region's count read off its statistics."""
     binary = to_binary(mask)
     busy = np.flatnonzero(cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
     if not busy.size:
         return []
     top, bottom = int(busy[0]), int(busy[-1]) + 1
-    contours, hierarchy = cv2.findContours(binary[top:bottom], cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(0, top))
+    band = binary[top:bottom]
+    contours, hierarchy = cv2.findContours(band, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(0, top))
+    outer = [(cv2.boundingRect(c), c[0, 0].tolist()) for c, parent in zip(contours, hierarchy[0][:, 3].tolist())
+             if parent < 0]  # not a hole's border
+    counted = None
+    if not pixels and sum(w * h for (_, _, w, h), _ in outer) > _BAND_LABELLING * band.size:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8, ltype=cv2.CV_32S)
+        counted = (labels, stats[:, cv2.CC_STAT_AREA])
     found = []
-    for contour, parent in zip(contours, hierarchy[0][:, 3].tolist()):
-        if parent >= 0:  # a hole's border
+    for (x, y, w, h), (col, row) in outer:
+        if counted is not None:
+            found.append(((row, col), Region((x, y, w, h), int(counted[1][counted[0][row - top, col]])), None))
             continue
-        x, y, w, h = cv2.boundingRect(contour)
-        col, row = contour[0, 0].tolist()
         _, labels = cv2.connectedComponents(np.ascontiguousarray(binary[y : y + h, x : x + w]), connectivity=8)
         inside = labels == labels[row - y, col - x]
         found.append(((row, col), Region((x, y, w, h), int(np.count_nonzero(inside))), inside if pixels else None))

@@ -285,9 +285,35 @@ def test_verify_reads_the_source_regions_as_a_flood_fill_does():
     for k, mask in enumerate(masks):
         found = [(r.bbox, r.area, pixels.tobytes()) for r, pixels in layer_regions(mask)]
         assert found == _flood_regions(mask), k
+        assert [(r.bbox, r.area, p) for r, p in layer_regions(mask, pixels=False)] == [(b, a, None) for b, a, _ in found], k
         regions += len(found)
     assert [r.area for r, _ in layer_regions(ring_with_island)] == [24, 1]
     assert regions > 1000
+
+
+def test_verify_counts_regions_with_crossing_boxes_by_one_labelling(monkeypatch):
+    """Long thin regions across each other's boxes (diagonal stripes): without their pixels,
+    the band is labelled once instead of every box, with the same boxes and counts as a flood
+    fill; with their pixels, and with that labelling forced on any mask, the same again."""
+    import mvtec2coco.verify as verify_module
+
+    y, x = np.mgrid[:60, :70]
+    stripes = ((x + y) % 4 == 0).astype(np.uint8) * 255  # 8-connected diagonals, each box spans much of the frame
+    rng = np.random.default_rng(5)
+    noisy = (rng.random((50, 60)) < 0.45).astype(np.uint8)
+    calls = []
+    real = cv2.connectedComponentsWithStats
+    monkeypatch.setattr(verify_module.cv2, "connectedComponentsWithStats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for mask in (stripes, noisy):
+        flood = [(b, a) for b, a, _ in _flood_regions(mask)]
+        assert [(r.bbox, r.area) for r, _ in verify_module.layer_regions(mask, pixels=False)] == flood
+        assert [(r.bbox, r.area) for r, _ in verify_module.layer_regions(mask)] == flood
+    assert len(calls) == 1  # the stripes, without pixels; the noisy mask's boxes are small
+    assert len(_flood_regions(stripes)) > 30
+    monkeypatch.setattr(verify_module, "_BAND_LABELLING", 0)
+    for mask in (stripes, noisy, np.eye(7, dtype=np.uint8)):
+        assert [(r.bbox, r.area) for r, _ in verify_module.layer_regions(mask, pixels=False)] == \
+            [(b, a) for b, a, _ in _flood_regions(mask)]
 
 
 def test_verify_compares_crops_exactly_as_full_images():
