@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -73,7 +74,8 @@ def install_signal_handlers(ctrl_c: bool = False) -> None:
     """SIGTERM and SIGHUP (and with ``ctrl_c`` SIGINT) raise ``Interrupted`` in the main thread.
 
     A handler the host program set itself is left alone (only default actions are replaced),
-    so that library use inside another application changes nothing there.
+    so that library use inside another application changes nothing there. An ``Interrupted``
+    that Python swallows is sent again (``_stop_swallowed``).
     """
     if threading.current_thread() is not threading.main_thread():
         return
@@ -82,6 +84,32 @@ def install_signal_handlers(ctrl_c: bool = False) -> None:
             signal.signal(signum, _raise_interrupted)
     if ctrl_c:
         signal.signal(signal.SIGINT, _raise_interrupted)
+    if sys.unraisablehook is not _stop_swallowed:
+        _SWALLOWED_BEFORE[0] = sys.unraisablehook
+        sys.unraisablehook = _stop_swallowed
+
+
+RESEND_AFTER = 0.02  # seconds before a swallowed stop signal is sent again (the swallowing code has returned by then)
+_SWALLOWED_BEFORE: list[Callable] = [sys.__unraisablehook__]  # the hook ``_stop_swallowed`` hands other errors to
+
+
+def _stop_swallowed(unraisable) -> None:
+    """Where Python cannot raise an error it reports it here and goes on: a ``__del__``, or a
+    hook that runs right after a fork (``logging`` releases its lock in one). A stop signal whose
+    ``Interrupted`` was raised there would be lost, and the run would go on to finish: seen with
+    torch's DataLoader forking its workers, a SIGTERM in about one run in twenty. The signal is
+    sent again a moment later, so that its handler raises once Python is back in code that can
+    stop (where that is swallowed too, it comes here again)."""
+    exc = unraisable.exc_value
+    if isinstance(exc, Interrupted):
+        try:  # a moment later, from another thread: sent at once, its handler would run in here, swallowed again
+            resend = threading.Timer(RESEND_AFTER, os.kill, (os.getpid(), exc.signum))
+            resend.daemon = True
+            resend.start()
+        except RuntimeError:  # no new threads (the interpreter is shutting down): it stops anyway
+            pass
+        return
+    _SWALLOWED_BEFORE[0](unraisable)
 
 
 def reset_signals_in_child() -> None:
