@@ -67,7 +67,11 @@ def _notice(text: str) -> None:
 
 
 def _raise_interrupted(signum: int, _frame) -> None:
+    _STOPPING[0] = signum
     raise Interrupted(signum)
+
+
+_STOPPING = [0]  # the stop signal this process received, 0 while none has
 
 
 def install_signal_handlers(ctrl_c: bool = False) -> None:
@@ -99,8 +103,13 @@ def _stop_swallowed(unraisable) -> None:
     ``Interrupted`` was raised there would be lost, and the run would go on to finish: seen with
     torch's DataLoader forking its workers, a SIGTERM in about one run in twenty. The signal is
     sent again a moment later, so that its handler raises once Python is back in code that can
-    stop (where that is swallowed too, it comes here again)."""
+    stop (where that is swallowed too, it comes here again). Once a stop is under way, other
+    errors reported here are dropped: they come from objects the stop left half-built (torch's
+    DataLoader iterator, stopped in its constructor, fails in its ``__del__``) and would print a
+    traceback after the one line that says the run was interrupted."""
     exc = unraisable.exc_value
+    if _STOPPING[0] and not isinstance(exc, Interrupted):
+        return  # a stop is under way: objects it left half-built fail in their __del__, which says nothing new
     if isinstance(exc, Interrupted):
         try:  # a moment later, from another thread: sent at once, its handler would run in here, swallowed again
             resend = threading.Timer(RESEND_AFTER, os.kill, (os.getpid(), exc.signum))

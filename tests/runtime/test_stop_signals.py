@@ -67,3 +67,23 @@ print("went on")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "went on"
     assert "Exception ignored" in done.stderr and "ValueError: from a __del__" in done.stderr
+
+
+def test_once_stopping_errors_of_half_built_objects_are_not_reported():
+    """After the stop, a ``__del__`` failing on an object the stop cut short prints nothing: the
+    run's last word stays the one line that says it was interrupted."""
+    script = SETUP + """
+class HalfBuilt:
+    def __init__(self):
+        signal.raise_signal(signal.SIGTERM)
+        self.ready = True
+    def __del__(self):
+        self.ready  # never set: the stop came first
+try:
+    HalfBuilt()
+except Interrupted as exc:
+    print("stopped", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "stopped SIGTERM"
+    assert done.stderr == ""
