@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from .classes import class_name, class_names, value_classes
 from .datasets import load_dataset
-from .datasets.common import check_same_size, with_size
-from .datasets.imageio import load_mask, opencv_single_threaded, png_header, read_header
+from .datasets.common import with_size
+from .datasets.imageio import load_mask, opencv_single_threaded, png_header
 from .errors import DatasetError, OptionError, VerificationError
 from .formats import FORMATS, coco, yolo
 from .formats.placement import output_name
@@ -640,12 +640,7 @@ def _sized(sample: Sample, source_stat: os.stat_result | OSError) -> Sample:
     ``--images link`` writes them. The masks' headers are read and checked as ``with_size``
     does (their ends too: a mask with bytes after its IEND is refused before any decoding)."""
     ends = None if isinstance(source_stat, OSError) else _PNG_ENDS.pop((source_stat.st_dev, source_stat.st_ino), None)
-    if ends is None:
-        return with_size(sample)
-    header = png_header(sample.image, *ends)
-    for mask in sample.masks:
-        check_same_size(mask, read_header(mask), sample.image, header)
-    return replace(sample, width=header.width, height=header.height, channels=header.channels)
+    return with_size(sample, png_header(sample.image, *ends) if ends is not None else None)
 
 
 def _output_image(folder: str, subset: str, name: str) -> str:

@@ -175,9 +175,10 @@ def make_sample(
                   masks=masks, width=0, height=0, channels=0, group=group, view=view)
 
 
-def with_size(sample: Sample) -> Sample:
-    """``sample`` with its image's size, read from headers; its masks must have the same size."""
-    header = read_header(sample.image)
+def with_size(sample: Sample, header: ImageHeader | None = None) -> Sample:
+    """``sample`` with its image's size, read from headers (the image's own ``header`` when the
+    caller has read it already); its masks must have the same size."""
+    header = header or read_header(sample.image)
     for mask in sample.masks:
         check_same_size(mask, read_header(mask), sample.image, header)
     return replace(sample, width=header.width, height=header.height, channels=header.channels)
